@@ -1,0 +1,228 @@
+"""The event types: the only contract between the engine and every front end.
+
+The engine yields these, in order, one stream per run. The headless printer, the JSONL output, the trace file, the
+TUI and the eval harness all read this stream and nothing else. Every event is frozen and carries `type`, the run
+id, a sequence number and a monotonic timestamp `t` (seconds, `time.perf_counter()`); spans pair by id
+(`call_id` for model calls, `tool_id` for tool calls, `step` for steps, `name` for phases).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class Event(BaseModel):
+    """Fields every event has."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str
+    seq: int
+    t: float
+
+
+class RunStarted(Event):
+    type: Literal["run_started"] = "run_started"
+    task: str
+    repo: str
+    started_at: str
+    """Wall-clock start, ISO 8601 UTC (the only wall-clock field: spans use `t`)."""
+    routes: dict[str, str] = {}
+    """Step kind -> "profile: model @ base_url", for the status line."""
+    turn: int = 1
+    """1 for a new session; follow-up turns of the same session count up."""
+
+
+class PhaseStarted(Event):
+    """A named phase outside the step loop: `gather`, `gather.git`, `warmup`, `tests`, `checkpoint`, …"""
+
+    type: Literal["phase_started"] = "phase_started"
+    name: str
+
+
+class PhaseFinished(Event):
+    type: Literal["phase_finished"] = "phase_finished"
+    name: str
+    ms: float
+    ok: bool = True
+    detail: str = ""
+
+
+class StepStarted(Event):
+    type: Literal["step_started"] = "step_started"
+    step: int
+    route: str
+
+
+class ModelCallStarted(Event):
+    type: Literal["model_call_started"] = "model_call_started"
+    call_id: str
+    step: int
+    route: str
+    profile: str
+    model: str
+    base_url: str
+    prefix_hash: str = ""
+    """Hash of every message before the newest user/tool message, with the tools."""
+    prefix_break: bool = False
+    """True when the previous call to the same model is not a prefix of this one."""
+    warmup: bool = False
+
+
+class FirstToken(Event):
+    type: Literal["first_token"] = "first_token"
+    call_id: str
+    ttft_ms: float
+
+
+class TextDelta(Event):
+    """Streamed assistant text; `kind` is "content" or "reasoning"."""
+
+    type: Literal["text_delta"] = "text_delta"
+    call_id: str
+    text: str
+    kind: Literal["content", "reasoning"] = "content"
+
+
+class ToolCallSpec(BaseModel):
+    """One tool call as the model asked for it (arguments still raw JSON text)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    arguments: str
+
+
+class ModelCallFinished(Event):
+    type: Literal["model_call_finished"] = "model_call_finished"
+    call_id: str
+    step: int
+    route: str
+    profile: str
+    model: str
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_ms: float | None = None
+    decode_ms: float = 0.0
+    total_ms: float = 0.0
+    decode_tps: float | None = None
+    content: str = ""
+    tool_calls: list[ToolCallSpec] = []
+    finish_reason: str | None = None
+    prefix_break: bool = False
+    warmup: bool = False
+
+
+class PlanProposed(Event):
+    type: Literal["plan"] = "plan"
+    items: list[str]
+
+
+class ToolStarted(Event):
+    type: Literal["tool_started"] = "tool_started"
+    tool_id: str
+    step: int
+    name: str
+    arguments: dict[str, Any] | str
+
+
+class ApprovalRequested(Event):
+    """The engine waits for the front end's answer before running this tool call."""
+
+    type: Literal["approval_requested"] = "approval_requested"
+    tool_id: str
+    name: str
+    arguments: dict[str, Any]
+    preview: str = ""
+
+
+class ToolFinished(Event):
+    type: Literal["tool_finished"] = "tool_finished"
+    tool_id: str
+    step: int
+    name: str
+    ok: bool
+    output: str
+    """What the model sees (already bounded by the tool)."""
+    ms: float
+    changed_files: list[str] = []
+
+
+class TestsRun(Event):
+    """The engine ran the test command itself (after an edit, or while gathering context)."""
+
+    type: Literal["tests_run"] = "tests_run"
+    command: str
+    exit_code: int | None
+    passed: bool
+    ms: float
+    output_tail: str = ""
+
+
+class Escalated(Event):
+    type: Literal["escalated"] = "escalated"
+    step: int
+    reason: str
+    route: str
+
+
+class StepFinished(Event):
+    type: Literal["step_finished"] = "step_finished"
+    step: int
+    ms: float
+
+
+class RunFinished(Event):
+    type: Literal["run_finished"] = "run_finished"
+    status: Literal["finished", "max_steps", "timeout", "interrupted", "error"]
+    summary: str = ""
+    steps: int = 0
+    model_calls: int = 0
+    wall_s: float = 0.0
+    diff: str = ""
+    exit_code: int = 0
+
+
+class ErrorEvent(Event):
+    type: Literal["error"] = "error"
+    kind: str
+    """"endpoint", "auth", "model_not_found", "config", "internal", …"""
+    message: str
+
+
+AnyEvent = Annotated[
+    RunStarted
+    | PhaseStarted
+    | PhaseFinished
+    | StepStarted
+    | ModelCallStarted
+    | FirstToken
+    | TextDelta
+    | ModelCallFinished
+    | PlanProposed
+    | ToolStarted
+    | ApprovalRequested
+    | ToolFinished
+    | TestsRun
+    | Escalated
+    | StepFinished
+    | RunFinished
+    | ErrorEvent,
+    Field(discriminator="type"),
+]
+
+_adapter: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+
+def parse_event(line: str | bytes) -> AnyEvent:
+    """Read one event back from its JSON form (a trace line)."""
+    return _adapter.validate_json(line)
+
+
+def event_json(event: Event) -> str:
+    """The one-line JSON form of an event, as the trace file and `--json` write it."""
+    return event.model_dump_json()
