@@ -1,0 +1,31 @@
+"""The agent's tools. Importing this package registers them; the engine uses `tool_schemas()` and `execute()`.
+
+Tool modules import nothing heavy at import time (tree_sitter and ripgrepy load on first use).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastcode.tools import files, finish, outline, search, shell  # noqa: F401  (importing registers the tools)
+from fastcode.tools.base import REGISTRY, ToolContext, ToolError, ToolResult, parse_arguments, tool_schema
+
+__all__ = ["REGISTRY", "TOOL_ORDER", "ToolContext", "ToolError", "ToolResult", "execute", "tool_schemas"]
+
+TOOL_ORDER = ("read_file", "search", "outline", "edit_file", "write_file", "run", "finish")
+"""The order the model sees the tools in: fixed, so the prompt prefix stays cacheable."""
+
+
+def tool_schemas() -> list[dict[str, Any]]:
+    """The OpenAI `tools` list: the core tools in `TOOL_ORDER`, then any other registered tool by name."""
+    extra = sorted(name for name in REGISTRY if name not in TOOL_ORDER)
+    return [tool_schema(REGISTRY[name]) for name in (*TOOL_ORDER, *extra)]
+
+
+async def execute(name: str, raw_arguments: str, ctx: ToolContext) -> ToolResult:
+    """Run one tool call. Unknown tools, bad JSON, invalid arguments and OS errors all raise ToolError."""
+    cls, args = parse_arguments(name, raw_arguments)
+    try:
+        return await cls().run(args, ctx)
+    except OSError as exc:
+        raise ToolError(f"{name} failed: {exc}") from exc

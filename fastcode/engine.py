@@ -1,0 +1,200 @@
+"""The plan/act loop. A Session holds one conversation; `run(task)` is an async generator of events.
+
+Order of a run: RunStarted -> context gathering (+ warm-up) -> steps (model call -> tools -> maybe tests) until
+`finish`, max steps, the deadline or an interrupt -> RunFinished. The history is append-only and the system
+prompt and tool list never change, so every call's prompt extends the previous one (the server's KV cache holds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastcode import messages as msg
+from fastcode.checkpoint import Checkpointer, ensure_excluded
+from fastcode.config import Settings
+from fastcode.context.gather import gather_context
+from fastcode.emitter import Emitter
+from fastcode.events import (
+    ErrorEvent,
+    Event,
+    FirstToken,
+    ModelCallFinished,
+    ModelCallStarted,
+    PlanProposed,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+    TextDelta,
+)
+from fastcode.models.client import CallResult, ChatClient, EndpointError
+from fastcode.prefix import PrefixTracker
+from fastcode.prompts import render
+from fastcode.router import Router, TurnState
+from fastcode.runs import new_run_id, run_dir
+from fastcode.tool_exec import Approver, ToolExecutor
+from fastcode.tools import tool_schemas
+from fastcode.tools.base import ToolContext
+
+EXIT_CODES = {"finished": 0, "max_steps": 1, "timeout": 1, "error": 1, "interrupted": 130}
+
+
+class Session:
+    """One conversation with the repo; follow-up `run` calls continue it (and its cached prefix)."""
+
+    def __init__(self, settings: Settings, root: Path, *, approver: Approver | None = None) -> None:
+        self.settings, self.root, self.approver = settings, root.resolve(), approver
+        self.tools = tool_schemas()
+        self.messages: list[dict] = [msg.system(render("system"))]
+        self.clients: dict[str, ChatClient] = {}
+        self.prefixes = PrefixTracker()
+        self.turn = 0
+        self.model_calls = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def run(self, task: str) -> AsyncIterator[Event]:
+        """Yield every event of one run, in order; the trace file gets each one first."""
+        run_id = new_run_id()
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        emit = Emitter(run_id, run_dir(self.root, run_id) / "trace.jsonl", queue)
+        self._task = asyncio.create_task(self._run(task, run_id, emit))
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+        finally:
+            if not self._task.done():
+                self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def interrupt(self) -> None:
+        """Stop the current run: tools are cancelled, files stay consistent, RunFinished says `interrupted`.
+        A second interrupt while the run is closing is ignored, so the diff and the trace are always written."""
+        if self._task is not None and not self._task.done() and not self._task.cancelling():
+            self._task.cancel()
+
+    async def _run(self, task: str, run_id: str, emit: Emitter) -> None:
+        started, self.turn = time.perf_counter(), self.turn + 1
+        calls_before = self.model_calls
+        ensure_excluded(self.root)
+        checkpoint = Checkpointer(self.root, run_dir(self.root, run_id), run_id)
+        emit(
+            RunStarted,
+            task=task,
+            repo=str(self.root),
+            started_at=datetime.now(UTC).isoformat(),
+            routes=self._route_labels(),
+            turn=self.turn,
+        )
+        status, summary, steps, exit_code = "error", "", 0, 1
+        try:
+            async with asyncio.timeout(self.settings.agent.timeout_s):
+                status, summary, steps = await self._loop(task, emit, checkpoint)
+            exit_code = EXIT_CODES[status]
+        except TimeoutError:
+            status, exit_code = "timeout", EXIT_CODES["timeout"]
+        except asyncio.CancelledError:
+            status, exit_code = "interrupted", EXIT_CODES["interrupted"]
+        except EndpointError as exc:
+            emit(ErrorEvent, kind=exc.kind, message=str(exc))
+            exit_code = 3
+        except Exception as exc:  # a bug of ours: report it, still close the run cleanly
+            emit(ErrorEvent, kind="internal", message=f"{type(exc).__name__}: {exc}")
+        diff = ""
+        try:
+            diff = (await asyncio.to_thread(checkpoint.finish)).diff
+        except Exception as exc:
+            emit(ErrorEvent, kind="internal", message=f"could not record the run's changes: {exc}")
+        finally:
+            emit(
+                RunFinished,
+                status=status,
+                summary=summary,
+                steps=steps,
+                model_calls=self.model_calls - calls_before,
+                wall_s=round(time.perf_counter() - started, 3),
+                diff=diff,
+                exit_code=exit_code,
+            )
+            emit.close()
+
+    async def _loop(self, task: str, emit: Emitter, checkpoint: Checkpointer) -> tuple[str, str, int]:
+        context = await gather_context(self, task, emit) if self.turn == 1 else ""
+        template = "task" if self.turn == 1 else "followup"
+        self.messages.append(msg.user(render(template, task=task, context=context)))
+        ctx = ToolContext(
+            self.root,
+            before_write=checkpoint.before_write,
+            max_output_chars=self.settings.agent.tool_output_chars,
+        )
+        agent = self.settings.agent
+        tools = ToolExecutor(ctx, emit, parallel=agent.parallel_tools, approval=agent.approval, approver=self.approver)
+        router, state = Router(self.settings), TurnState()
+        for step in range(1, agent.max_steps + 1):
+            kind = router.next_kind(state, emit, step)
+            emit(StepStarted, step=step, route=kind)
+            step_start = time.perf_counter()
+            result = await self._call(kind, step, emit)
+            self.messages.append(msg.assistant(result.content, result.tool_calls))
+            if step == 1 and (items := msg.plan_items(result.content)):
+                emit(PlanProposed, items=items)
+            if not result.tool_calls:
+                self.messages.append(msg.user(render("nudge")))
+            outcomes = await tools.run_turn(result.tool_calls, step)
+            self.messages.extend(msg.tool(o.call.id, o.output) for o in outcomes)
+            state.observe(outcomes)
+            await router.after_tools(state, self, emit)
+            emit(StepFinished, step=step, ms=round((time.perf_counter() - step_start) * 1000, 2))
+            if finished := next((o for o in outcomes if o.call.name == "finish" and o.ok), None):
+                return "finished", finished.output, step
+        return "max_steps", "", agent.max_steps
+
+    async def _call(self, kind: str, step: int, emit: Emitter, **extra: object) -> CallResult:
+        name, profile = self.settings.profile(kind)
+        client = self.clients.get(name) or self.clients.setdefault(
+            name, ChatClient(profile, max_retries=self.settings.agent.max_retries, cache_key=self.cache_key)
+        )
+        self.model_calls += 1
+        call_id = f"{self.turn}.{step}.{self.model_calls}"
+        digest, broke = self.prefixes.check(f"{profile.base_url}|{profile.model}", self.tools, self.messages)
+        common = dict(call_id=call_id, step=step, route=kind, profile=name, model=profile.model)
+        emit(ModelCallStarted, **common, base_url=profile.base_url, prefix_hash=digest, prefix_break=broke)
+        result = await client.stream(
+            self.messages,
+            self.tools,
+            on_first_token=lambda ms: emit(FirstToken, call_id=call_id, ttft_ms=ms),
+            on_text=lambda text, k: emit(TextDelta, call_id=call_id, text=text, kind=k),
+            **extra,
+        )
+        emit(
+            ModelCallFinished,
+            **common,
+            prompt_tokens=result.prompt_tokens,
+            cached_tokens=result.cached_tokens,
+            completion_tokens=result.completion_tokens,
+            ttft_ms=result.ttft_ms,
+            decode_ms=result.decode_ms,
+            total_ms=result.total_ms,
+            decode_tps=result.decode_tps,
+            content=result.content,
+            tool_calls=result.tool_calls,
+            finish_reason=result.finish_reason,
+            prefix_break=broke,
+        )
+        return result
+
+    @property
+    def cache_key(self) -> str:
+        import hashlib
+
+        return "fastcode-" + hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
+
+    def _route_labels(self) -> dict[str, str]:
+        labels = {}
+        for kind in ("plan", "act", "edit", "verify", "escalate"):
+            name, profile = self.settings.profile(kind)
+            labels[kind] = f"{name}: {profile.model} @ {profile.base_url}"
+        return labels

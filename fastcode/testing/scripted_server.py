@@ -1,0 +1,546 @@
+"""The scripted OpenAI-compatible server: real HTTP on 127.0.0.1 for tests and benchmarks.
+
+Owns the script format (`Script`, `Turn`, `ScriptedToolCall`, `Latency`), the `/v1/chat/completions`,
+`/v1/models` and `/health` endpoints, plain and streamed (SSE) answers, and a fake prefix cache with a latency
+model, so traces show realistic TTFT, cached tokens and decode rates. Standard library and pydantic only:
+importing it never pulls in openai or httpx. `python -m fastcode.testing.scripted_server --script FILE` serves
+in the foreground.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CHARS_PER_TOKEN = 4
+"""The fake tokenizer: every 4 characters of canonical JSON is one token."""
+_KEPT_PROMPTS = 32
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
+
+
+class Latency(BaseModel):
+    """How slow the fake model is. The defaults answer at once, so unit tests stay fast."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ttft_ms: float = 0.0
+    """Fixed delay before the first content or tool chunk, in milliseconds (prefill comes on top)."""
+    prefill_tps: float = 1e9
+    """Prompt tokens processed per second; each uncached prompt token costs 1/prefill_tps seconds."""
+    decode_tps: float = 1e9
+    """Completion tokens generated per second, spread over the streamed chunks."""
+    cached_prefill_factor: float = 0.0
+    """Cost of a cached prompt token relative to an uncached one (0 = free, 1 = no cache benefit)."""
+
+
+class ScriptedToolCall(BaseModel):
+    """One tool call the fake model makes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    """Function name."""
+    arguments: dict[str, Any] | str = Field(default_factory=dict)
+    """An object (sent as `json.dumps`) or a raw string sent verbatim (e.g. invalid JSON)."""
+
+    def arguments_text(self) -> str:
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+
+
+class ScriptedError(BaseModel):
+    """An HTTP error answer instead of a completion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: int = 500
+    """HTTP status code."""
+    message: str = "scripted error"
+    """`error.message` in the body."""
+    type: str | None = None
+    """`error.type`; derived from the status when omitted."""
+    code: str | None = None
+    """`error.code`."""
+
+
+class Turn(BaseModel):
+    """One scripted answer, consumed by one real (non-warm-up) request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    content: str = ""
+    """Assistant text."""
+    reasoning: str = ""
+    """Reasoning text, sent as `reasoning_content` (llama.cpp / DeepSeek style) before the content."""
+    tool_calls: list[ScriptedToolCall] = []
+    """Tool calls, after the content."""
+    error: ScriptedError | None = None
+    """When set, answer with this HTTP error instead."""
+    model: str | None = None
+    """Only a request for this model name consumes the turn; None matches any request."""
+    finish_reason: str | None = None
+    """Override; default "tool_calls" when there are tool calls, else "stop"."""
+
+
+class Script(BaseModel):
+    """What the fake model says, in order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "scripted-model"
+    """Model name listed on /v1/models (per-turn model names are listed too)."""
+    latency: Latency = Field(default_factory=Latency)
+    """The latency model; the server's `latency=` argument overrides it."""
+    turns: list[Turn] = []
+    """Answers, consumed in order by matching requests."""
+    strict_models: bool = False
+    """Answer 404 model_not_found to requests for models not listed."""
+    require_api_key: str | None = None
+    """When set, requests without `Authorization: Bearer <key>` get 401."""
+
+    @classmethod
+    def load(cls, source: Script | dict[str, Any] | str | Path) -> Script:
+        """A script from a model, a dict, JSON text, a JSON file, or a directory holding `script.json`."""
+        if isinstance(source, Script):
+            return source
+        if isinstance(source, dict):
+            return cls.model_validate(source)
+        if isinstance(source, str) and source.lstrip().startswith("{"):
+            return cls.model_validate_json(source)
+        path = Path(source)
+        if path.is_dir():
+            path = path / "script.json"
+        return cls.model_validate_json(path.read_text(encoding="utf-8"))
+
+    def model_names(self) -> list[str]:
+        return list(dict.fromkeys([self.model, *(t.model for t in self.turns if t.model)]))
+
+
+def canonical_prompt(body: dict[str, Any]) -> str:
+    """The prompt as the fake tokenizer sees it: tools, then each message, as sorted compact JSON."""
+    parts = [body.get("tools") or [], *(body.get("messages") or [])]
+    return "".join(json.dumps(p, sort_keys=True, separators=(",", ":"), ensure_ascii=False) for p in parts)
+
+
+def _common_prefix(a: str, b: str) -> int:
+    lo, hi = 0, min(len(a), len(b))
+    if a[:hi] == b[:hi]:
+        return hi
+    while lo < hi:  # invariant: a[:lo] == b[:lo] and a[:hi+1] != b[:hi+1]
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if a[:mid] == b[:mid] else (lo, mid - 1)
+    return lo
+
+
+def _error_body(
+    status: int, message: str, type_: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    kind = type_ or _ERROR_TYPES.get(status, "server_error")
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def _pieces(text: str) -> list[str]:
+    return [text[i : i + CHARS_PER_TOKEN] for i in range(0, len(text), CHARS_PER_TOKEN)]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: ScriptedServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # small SSE writes must not wait for delayed ACKs
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.owner._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        self.server.owner._track(self.connection, add=False)
+        super().finish()
+
+    def do_GET(self) -> None:
+        self.server.owner._get(self)
+
+    def do_POST(self) -> None:
+        self.server.owner._post(self)
+
+    def send_json(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class ScriptedServer:
+    """A fake OpenAI-compatible endpoint that plays a script over real HTTP."""
+
+    def __init__(
+        self,
+        script: Script | dict[str, Any] | str | Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: Latency | None = None,
+        flavor: Literal["openai", "llamacpp"] = "openai",
+    ) -> None:
+        self.script = Script.load(script)
+        self.latency = latency or self.script.latency
+        self.flavor = flavor
+        self.host, self.port = host, port
+        self.requests: list[dict[str, Any]] = []
+        """Every JSON body received on /v1/chat/completions, in order, warm-ups included."""
+        self._lock = threading.Lock()
+        self._consumed = [False] * len(self.script.turns)
+        self._prompts: dict[str, list[str]] = {}
+        self._served = 0
+        self._calls = 0
+        self._conns: set[socket.socket] = set()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle
+
+    def bind(self) -> _Server:
+        """Open the listening socket (fixes `port`) without serving yet; `start` and the CLI call it."""
+        if self._httpd is None:
+            self._httpd = _Server((self.host, self.port), _Handler)
+            self._httpd.owner = self
+            self.port = self._httpd.server_address[1]
+        return self._httpd
+
+    def start(self) -> ScriptedServer:
+        """Serve in a daemon thread."""
+        httpd = self.bind()
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=httpd.serve_forever,
+                kwargs={"poll_interval": 0.02},
+                daemon=True,
+                name="scripted-server",
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is None:
+            return
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+        self._httpd.server_close()
+        with self._lock:
+            for conn in self._conns:  # kept-alive connections would otherwise outlive the server
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+        self._httpd = self._thread = None
+
+    def __enter__(self) -> ScriptedServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("ScriptedServer is not started")
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def remaining(self) -> int:
+        """Scripted turns not yet consumed."""
+        with self._lock:
+            return self._consumed.count(False)
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._lock:
+            (self._conns.add if add else self._conns.discard)(conn)
+
+    # endpoints
+
+    def _authorized(self, h: _Handler) -> bool:
+        key = self.script.require_api_key
+        if key is None or h.headers.get("Authorization") == f"Bearer {key}":
+            return True
+        h.send_json(401, _error_body(401, "Incorrect API key provided", code="invalid_api_key"))
+        return False
+
+    def _get(self, h: _Handler) -> None:
+        path = h.path.split("?")[0].rstrip("/")
+        if path == "/health":
+            h.send_json(200, {"status": "ok"})
+        elif path == "/v1/models":
+            if self._authorized(h):
+                data = [
+                    {"id": m, "object": "model", "created": 0, "owned_by": "scripted"}
+                    for m in self.script.model_names()
+                ]
+                h.send_json(200, {"object": "list", "data": data})
+        else:
+            h.send_json(404, _error_body(404, f"no route for GET {path}"))
+
+    def _post(self, h: _Handler) -> None:
+        raw = h.rfile.read(int(h.headers.get("Content-Length") or 0))
+        if h.path.split("?")[0].rstrip("/") != "/v1/chat/completions":
+            h.send_json(404, _error_body(404, f"no route for POST {h.path}"))
+            return
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            h.send_json(400, _error_body(400, "request body is not a JSON object"))
+            return
+        with self._lock:
+            self.requests.append(body)
+        if self._authorized(h):
+            self._chat(h, body, time.perf_counter())
+
+    def _chat(self, h: _Handler, body: dict[str, Any], t0: float) -> None:
+        model = str(body.get("model") or self.script.model)
+        if self.script.strict_models and model not in self.script.model_names():
+            h.send_json(404, _error_body(404, f"The model `{model}` does not exist", code="model_not_found"))
+            return
+        warmup = 1 in (body.get("max_tokens"), body.get("max_completion_tokens"))
+        prompt = canonical_prompt(body)
+        with self._lock:
+            served = self._served
+            turn = None if warmup else self._next_turn(model)
+            if warmup or turn is not None:
+                self._served += 1
+            answered = warmup or (turn is not None and turn.error is None)
+            cached_chars = self._remember(model, prompt) if answered else 0
+            calls = self._call_ids(turn) if answered else []
+        if turn is None and not warmup:
+            msg = f"scripted server: script exhausted ({served} requests served)"
+            h.send_json(400, _error_body(400, msg, code="script_exhausted"))
+        elif turn is not None and turn.error is not None:
+            err = turn.error
+            h.send_json(err.status, _error_body(err.status, err.message, err.type, err.code))
+        else:
+            _Answer(self, h, body, model, turn, calls, prompt, cached_chars, t0, served + 1).send()
+
+    # state (callers hold the lock)
+
+    def _next_turn(self, model: str) -> Turn | None:
+        for i, turn in enumerate(self.script.turns):
+            if not self._consumed[i] and turn.model in (None, model):
+                self._consumed[i] = True
+                return turn
+        return None
+
+    def _remember(self, model: str, prompt: str) -> int:
+        """Characters of `prompt` an earlier prompt to the same model shares (the fake prefix cache)."""
+        earlier = self._prompts.setdefault(model, [])
+        cached_chars = max((_common_prefix(prompt, p) for p in earlier), default=0)
+        earlier.append(prompt)
+        del earlier[:-_KEPT_PROMPTS]
+        return cached_chars
+
+    def _call_ids(self, turn: Turn | None) -> list[tuple[str, str, str]]:
+        calls = []
+        for call in turn.tool_calls if turn else []:
+            self._calls += 1
+            calls.append((f"call_{self._calls}", call.name, call.arguments_text()))
+        return calls
+
+
+class _Answer:
+    """One completion: its usage, timings, and the plain or SSE response."""
+
+    def __init__(
+        self,
+        server: ScriptedServer,
+        h: _Handler,
+        body: dict[str, Any],
+        model: str,
+        turn: Turn | None,
+        calls: list[tuple[str, str, str]],
+        prompt: str,
+        cached_chars: int,
+        t0: float,
+        serial: int,
+    ) -> None:
+        self.h, self.body, self.model, self.calls, self.t0 = h, body, model, calls, t0
+        self.flavor = server.flavor
+        self.content = turn.content if turn else ""
+        self.reasoning = turn.reasoning if turn else ""
+        default_finish = "length" if turn is None else "tool_calls" if calls else "stop"
+        self.finish = (turn.finish_reason if turn else None) or default_finish
+        self.id = f"chatcmpl-scripted-{serial}"
+        self.created = int(time.time())
+        prompt_tokens = max(1, len(prompt) // CHARS_PER_TOKEN)
+        cached = min(cached_chars // CHARS_PER_TOKEN, prompt_tokens)
+        out_chars = len(self.content) + len(self.reasoning) + sum(len(a) for _, _, a in calls)
+        completion = max(1, out_chars // CHARS_PER_TOKEN)
+        lat = server.latency
+        prefill_tokens = prompt_tokens - cached + cached * lat.cached_prefill_factor
+        self.prefill_s = lat.ttft_ms / 1000 + prefill_tokens / lat.prefill_tps
+        self.decode_s = completion / lat.decode_tps
+        self.usage: dict[str, Any] = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": prompt_tokens + completion,
+            "prompt_tokens_details": {"cached_tokens": cached},
+        }
+        self.timings = {
+            "cache_n": cached,
+            "prompt_n": prompt_tokens - cached,
+            "prompt_ms": self.prefill_s * 1000,
+            "predicted_n": completion,
+            "predicted_ms": self.decode_s * 1000,
+            "predicted_per_second": lat.decode_tps,
+            "prompt_per_second": (prompt_tokens - cached) / self.prefill_s if self.prefill_s else 0.0,
+        }
+
+    def send(self) -> None:
+        try:
+            self._stream() if self.body.get("stream") else self._plain()
+        except (BrokenPipeError, ConnectionResetError):
+            self.h.close_connection = True  # the client went away mid-answer
+
+    def _sleep_until(self, t: float) -> None:
+        if (delay := t - time.perf_counter()) > 0:
+            time.sleep(delay)
+
+    def _plain(self) -> None:
+        content = self.content or (None if self.calls else "")
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if self.reasoning:
+            message["reasoning_content"] = self.reasoning
+        if self.calls:
+            message["tool_calls"] = [
+                {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+                for i, n, a in self.calls
+            ]
+        payload = {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": self.finish, "logprobs": None}],
+            "usage": self.usage,
+        }
+        if self.flavor == "llamacpp":
+            payload["timings"] = self.timings
+        self._sleep_until(self.t0 + self.prefill_s + self.decode_s)
+        self.h.send_json(200, payload)
+
+    def _deltas(self) -> list[dict[str, Any]]:
+        deltas: list[dict[str, Any]] = [{"reasoning_content": p} for p in _pieces(self.reasoning)]
+        deltas += [{"content": p} for p in _pieces(self.content)]
+        for index, (call_id, name, args) in enumerate(self.calls):
+            head = {
+                "index": index,
+                "id": call_id,
+                "type": "function",
+                "function": {"name": name, "arguments": ""},
+            }
+            deltas.append({"tool_calls": [head]})
+            deltas += [
+                {"tool_calls": [{"index": index, "function": {"arguments": p}}]} for p in _pieces(args)
+            ]
+        return deltas
+
+    def _chunk(self, delta: dict[str, Any] | None, finish: str | None = None) -> dict[str, Any]:
+        choices = (
+            [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]
+        )
+        chunk = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+        }
+        return chunk | {"choices": choices}
+
+    def _stream(self) -> None:
+        h = self.h
+        include_usage = bool((self.body.get("stream_options") or {}).get("include_usage"))
+        h.send_response(200)
+        h.send_header("Content-Type", "text/event-stream")
+        h.send_header("Cache-Control", "no-cache")
+        h.send_header("Connection", "close")
+        h.end_headers()
+        h.close_connection = True
+
+        def emit(chunk: dict[str, Any]) -> None:
+            if include_usage and "usage" not in chunk:
+                chunk["usage"] = None
+            h.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            h.wfile.flush()
+
+        emit(self._chunk({"role": "assistant", "content": ""}))  # role only: not a token
+        deltas = self._deltas()
+        first = self.t0 + self.prefill_s
+        step = self.decode_s / max(1, len(deltas))
+        for k, delta in enumerate(deltas):
+            self._sleep_until(first + k * step)
+            emit(self._chunk(delta))
+        self._sleep_until(first + self.decode_s)
+        final = self._chunk({}, self.finish)
+        if include_usage:
+            emit(final)
+            final = self._chunk(None) | {"usage": self.usage}
+        if self.flavor == "llamacpp":
+            final["timings"] = self.timings
+        emit(final)
+        h.wfile.write(b"data: [DONE]\n\n")
+        h.wfile.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fastcode.testing.scripted_server", description=__doc__)
+    parser.add_argument("--script", required=True, help="script JSON file, or a directory with script.json")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--ttft-ms", type=float)
+    parser.add_argument("--prefill-tps", type=float)
+    parser.add_argument("--decode-tps", type=float)
+    parser.add_argument("--cached-prefill-factor", type=float)
+    parser.add_argument("--flavor", choices=["openai", "llamacpp"], default="openai")
+    args = parser.parse_args(argv)
+    script = Script.load(Path(args.script))
+    fields = ("ttft_ms", "prefill_tps", "decode_tps", "cached_prefill_factor")
+    given = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
+    latency = script.latency.model_copy(update=given)
+    server = ScriptedServer(script, host=args.host, port=args.port, latency=latency, flavor=args.flavor)
+    httpd = server.bind()
+    print(f"listening on {server.base_url}", flush=True)
+    try:
+        httpd.serve_forever(poll_interval=0.05)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

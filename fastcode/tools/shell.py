@@ -1,0 +1,181 @@
+"""The run tool: a shell command in the repo root, with a timeout that kills its whole process group.
+
+Owns process lifetime (own session; SIGTERM then SIGKILL to the group on timeout or cancellation) and bounded
+output: only the last `max_output_chars` bytes of combined stdout/stderr are ever held in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from collections.abc import Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+
+from fastcode.tools.base import ToolArgs, ToolContext, ToolResult, register
+
+_TERM_GRACE_S = 2.0
+"""After SIGTERM, how long the command gets to exit before SIGKILL."""
+_DRAIN_GRACE_S = 0.5
+"""After the shell exits, how long background children may hold its output pipe before they are killed."""
+
+
+class _Tail:
+    """The last `limit` bytes written, and how many earlier bytes were dropped."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(limit, 1)
+        self.buffer = bytearray()
+        self.dropped = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.buffer += chunk
+        excess = len(self.buffer) - self.limit
+        if excess > 0:
+            del self.buffer[:excess]
+            self.dropped += excess
+
+    def text(self) -> str:
+        text = self.buffer.decode("utf-8", errors="replace")
+        return text.lstrip("\ufffd") if self.dropped else text
+
+
+class _Collector(asyncio.SubprocessProtocol):
+    """Feeds the output into a `_Tail` as it arrives; futures for "output closed" and "shell exited".
+
+    (Not asyncio's `Process.wait()`: it also waits for the pipes to close, which background children delay.)
+    """
+
+    def __init__(self, tail: _Tail) -> None:
+        loop = asyncio.get_running_loop()
+        self.tail = tail
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self.tail.add(data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+async def _kill_group(pgid: int, exited: asyncio.Future[None]) -> None:
+    """SIGTERM the command's process group, then SIGKILL whatever is left."""
+    _signal_group(pgid, signal.SIGTERM)
+    await asyncio.wait({exited}, timeout=_TERM_GRACE_S)
+    _signal_group(pgid, signal.SIGKILL)
+    await asyncio.wait({exited}, timeout=_TERM_GRACE_S)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_code: int | None
+    """None when the command timed out and was killed."""
+    output: str
+    """The end of the combined stdout/stderr."""
+    dropped_bytes: int
+    killed_leftovers: bool
+    """Background processes still holding the output pipe after the shell exited were killed."""
+
+    def body(self) -> str:
+        """The output, preceded by notes on what was dropped or killed."""
+        notes = []
+        if self.killed_leftovers:
+            notes.append("[background processes still holding the output were killed]")
+        if self.dropped_bytes:
+            notes.append(f"[... {self.dropped_bytes} bytes of earlier output dropped; showing the end]")
+        output = self.output.rstrip("\n") if self.output.strip() else "(no output)"
+        return "\n".join([*notes, output])
+
+
+async def execute_command(
+    command: str, root: Path, *, timeout_s: float, max_chars: int, env: Mapping[str, str] | None = None
+) -> CommandResult:
+    """Run `command` with /bin/sh in `root` (own session, stdin /dev/null), keeping the last `max_chars` bytes
+    of output; at `timeout_s` its process group is killed."""
+    tail = _Tail(max_chars)
+    transport, collector = await asyncio.get_running_loop().subprocess_exec(
+        lambda: _Collector(tail),
+        "/bin/sh",
+        "-c",
+        command,
+        cwd=root,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, **(env or {})},
+    )
+    pgid = transport.get_pid()
+    timed_out = leftovers = False
+    try:
+        await asyncio.wait({collector.exited}, timeout=timeout_s)
+        if not collector.exited.done():
+            timed_out = True
+            await _kill_group(pgid, collector.exited)
+        else:
+            await asyncio.wait({collector.closed}, timeout=_DRAIN_GRACE_S)
+            if not collector.closed.done():
+                leftovers = True
+                _signal_group(pgid, signal.SIGKILL)
+        await asyncio.wait({collector.closed}, timeout=_DRAIN_GRACE_S)
+    except asyncio.CancelledError:
+        _signal_group(pgid, signal.SIGKILL)
+        raise
+    finally:
+        transport.close()
+    exit_code = None if timed_out else transport.get_returncode()
+    return CommandResult(exit_code, tail.text(), tail.dropped, leftovers)
+
+
+async def run_command(
+    command: str, root: Path, *, timeout_s: float = 120, max_chars: int = 20_000
+) -> tuple[int | None, str]:
+    """`execute_command` for callers outside the tool: (exit code or None on timeout, output with notes)."""
+    result = await execute_command(command, root, timeout_s=timeout_s, max_chars=max_chars)
+    return result.exit_code, result.body()
+
+
+class RunArgs(ToolArgs):
+    command: str = Field(
+        description="Shell command, run with /bin/sh -c in the repository root; stdin is empty."
+    )
+    timeout_s: int = Field(120, ge=1, le=3600, description="Kill the command after this many seconds.")
+
+
+@register
+class Run:
+    name: ClassVar[str] = "run"
+    description: ClassVar[str] = (
+        "Run a shell command in the repository root (tests, builds, git, ls...). Returns the exit code and "
+        "the end of the combined stdout/stderr. Non-interactive: stdin is empty."
+    )
+    Args: ClassVar[type[ToolArgs]] = RunArgs
+    read_only: ClassVar[bool] = False
+
+    async def run(self, args: RunArgs, ctx: ToolContext) -> ToolResult:
+        ctx.before_write(None)
+        result = await execute_command(
+            args.command, ctx.root, timeout_s=args.timeout_s, max_chars=ctx.max_output_chars, env=ctx.env
+        )
+        if result.exit_code is None:
+            head = f"timed out after {args.timeout_s} s; the command and its child processes were killed"
+        else:
+            head = f"exit code {result.exit_code}"
+        return ToolResult(output=f"{head}\n{result.body()}")

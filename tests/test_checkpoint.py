@@ -1,0 +1,324 @@
+"""Checkpoints, run diffs and undo, against real git repos (and plain folders) under tmp_path."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fastcode.checkpoint import (
+    AlreadyUndone,
+    Checkpointer,
+    FileChange,
+    UndoError,
+    UndoRefused,
+    ensure_excluded,
+    undo,
+)
+
+
+@pytest.fixture(autouse=True)
+def hermetic_git(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No global or system git config (autocrlf, signing, hooks) leaks into the tests."""
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def init(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "Test")
+    git(path, "config", "user.email", "test@example.com")
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = init(tmp_path / "repo")
+    (root / "crlf.txt").write_bytes(b"one\r\ntwo\r\nthree")  # CRLF, no trailing newline
+    (root / "run.sh").write_bytes(b"#!/bin/sh\necho hi\n")
+    (root / "run.sh").chmod(0o755)
+    (root / "gone.txt").write_text("to be deleted\n")
+    (root / "keep.txt").write_text("kept\n")
+    (root / ".gitignore").write_text("*.log\nbuild/\n")
+    os.symlink("keep.txt", root / "link")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "initial")
+    return root
+
+
+def user_state(root: Path) -> dict[str, object]:
+    """Everything a checkpoint must leave alone: HEAD, the branch, the index, status and the .gitignore."""
+    head = subprocess.run(
+        ["git", "rev-parse", "-q", "--verify", "HEAD"], cwd=root, capture_output=True, text=True
+    )
+    return {
+        "head": head.stdout,
+        "branch": git(root, "symbolic-ref", "HEAD"),
+        "refs": git(root, "for-each-ref", "refs/heads", "refs/tags"),
+        "index": (root / ".git" / "index").read_bytes() if (root / ".git" / "index").exists() else None,
+        "cached": git(root, "diff", "--cached"),
+        "status": git(root, "status", "--porcelain", "--untracked-files=all"),
+        "gitignore": (root / ".gitignore").read_bytes() if (root / ".gitignore").exists() else None,
+    }
+
+
+def start(root: Path, run_id: str = "r1") -> Checkpointer:
+    return Checkpointer(root, root / ".fastcode" / "runs" / run_id, run_id)
+
+
+def run_edits(root: Path, cp: Checkpointer) -> None:
+    """What a typical run does: edit tracked files, add an untracked one in a new folder, delete one."""
+    cp.before_write(root / "crlf.txt")
+    (root / "crlf.txt").write_text("rewritten\n")
+    cp.before_write(root / "run.sh")
+    (root / "run.sh").write_text("echo bye\n")
+    (root / "run.sh").chmod(0o644)
+    cp.before_write(root / "new" / "deep" / "made.py")
+    (root / "new" / "deep").mkdir(parents=True)
+    (root / "new" / "deep" / "made.py").write_text("print('new')\n")
+    cp.before_write(None)
+    (root / "gone.txt").unlink()
+    (root / "link").unlink()
+
+
+def test_checkpoint_leaves_head_index_and_status_untouched(repo: Path) -> None:
+    (repo / "keep.txt").write_text("unstaged edit\n")
+    (repo / "staged.txt").write_text("staged\n")
+    git(repo, "add", "staged.txt")
+    (repo / "untracked.txt").write_text("untracked\n")
+    ensure_excluded(repo)  # the engine does this at run start; .fastcode/ then stays out of `git status`
+    before = user_state(repo)
+    cp = start(repo)
+    assert not cp.checkpointed
+    cp.before_write(repo / "keep.txt")
+    cp.before_write(repo / "other.txt")  # idempotent: still one checkpoint
+    assert cp.checkpointed and cp.mode == "git"
+    assert user_state(repo) == before
+    ref = "refs/fastcode/checkpoints/r1"
+    assert git(repo, "show", f"{ref}:keep.txt") == "unstaged edit\n"
+    assert git(repo, "show", f"{ref}:untracked.txt") == "untracked\n"
+    assert ".fastcode" not in git(repo, "ls-tree", "--name-only", ref)
+    assert git(repo, "rev-parse", f"{ref}^") == git(repo, "rev-parse", "HEAD")
+    cp.finish()
+    assert user_state(repo) == before
+    assert not (repo / ".fastcode" / "runs" / "r1" / "index.tmp").exists()
+
+
+def test_run_diff_then_undo_restores_byte_for_byte(repo: Path) -> None:
+    ensure_excluded(repo)
+    before = user_state(repo)
+    cp = start(repo)
+    run_edits(repo, cp)
+    changes = cp.finish()
+    assert changes.files == [
+        FileChange("crlf.txt", "modified"),
+        FileChange("gone.txt", "deleted"),
+        FileChange("link", "deleted"),
+        FileChange("new/deep/made.py", "added"),
+        FileChange("run.sh", "modified"),
+    ]
+    for name in ("crlf.txt", "gone.txt", "new/deep/made.py", "run.sh", "old mode 100755"):
+        assert name in changes.diff
+    run_dir = repo / ".fastcode" / "runs" / "r1"
+    assert (run_dir / "diff.patch").read_bytes().decode() == changes.diff
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["mode"] == "git" and meta["finished"] and meta["undone"] is None
+    assert meta["checkpoint"]["ref"] == "refs/fastcode/checkpoints/r1"
+    assert git(repo, "rev-parse", "refs/fastcode/after/r1").strip() == meta["after"]["sha"]
+    assert {f["path"]: f["status"] for f in meta["files"]}["new/deep/made.py"] == "added"
+
+    result = undo(repo, run_dir)
+    assert sorted(result.restored) == ["crlf.txt", "gone.txt", "link", "run.sh"]
+    assert result.removed == ["new/deep/made.py"]
+    assert (repo / "crlf.txt").read_bytes() == b"one\r\ntwo\r\nthree"
+    assert (repo / "run.sh").read_bytes() == b"#!/bin/sh\necho hi\n"
+    assert (repo / "run.sh").stat().st_mode & stat.S_IXUSR
+    assert (repo / "gone.txt").read_text() == "to be deleted\n"
+    assert os.readlink(repo / "link") == "keep.txt"
+    assert not (repo / "new").exists()
+    assert user_state(repo) == before
+    assert json.loads((run_dir / "meta.json").read_text())["undone"]["removed"] == ["new/deep/made.py"]
+    with pytest.raises(AlreadyUndone):
+        undo(repo, run_dir)
+
+
+def test_undo_refuses_files_edited_since_the_run_unless_forced(repo: Path) -> None:
+    cp = start(repo)
+    run_edits(repo, cp)
+    cp.finish()
+    (repo / "crlf.txt").write_text("the user's own edit\n")
+    (repo / "new" / "deep" / "made.py").unlink()
+    run_dir = repo / ".fastcode" / "runs" / "r1"
+    with pytest.raises(UndoRefused) as refused:
+        undo(repo, run_dir)
+    assert refused.value.files == ["crlf.txt", "new/deep/made.py"]
+    assert "crlf.txt" in str(refused.value)
+    assert (repo / "crlf.txt").read_text() == "the user's own edit\n"  # nothing was touched
+    assert (repo / "run.sh").read_text() == "echo bye\n"
+    undo(repo, run_dir, force=True)
+    assert (repo / "crlf.txt").read_bytes() == b"one\r\ntwo\r\nthree"
+    assert (repo / "run.sh").read_bytes() == b"#!/bin/sh\necho hi\n"
+
+
+def test_repo_without_commits(tmp_path: Path) -> None:
+    root = init(tmp_path / "fresh")
+    (root / "a.txt").write_text("draft\n")
+    (root / "staged.txt").write_text("staged\n")
+    git(root, "add", "staged.txt")
+    before = user_state(root)
+    cp = start(root)
+    cp.before_write(root / "a.txt")
+    (root / "a.txt").write_text("changed\n")
+    (root / "b.txt").write_text("new\n")
+    changes = cp.finish()
+    assert changes.files == [FileChange("a.txt", "modified"), FileChange("b.txt", "added")]
+    undo(root, root / ".fastcode" / "runs" / "r1")
+    assert (root / "a.txt").read_text() == "draft\n"
+    assert not (root / "b.txt").exists()
+    assert user_state(root) == before
+    assert before["head"] == ""  # still no commits, no branch created
+
+
+def test_unstaged_changes_are_restored_not_reset_to_head(repo: Path) -> None:
+    (repo / "keep.txt").write_text("work in progress\n")
+    (repo / "gone.txt").write_text("staged version\n")
+    git(repo, "add", "gone.txt")
+    (repo / "gone.txt").write_text("unstaged on top of staged\n")
+    ensure_excluded(repo)
+    before = user_state(repo)
+    cp = start(repo)
+    cp.before_write(None)
+    (repo / "keep.txt").write_text("agent\n")
+    (repo / "gone.txt").write_text("agent\n")
+    changes = cp.finish()
+    assert [f.path for f in changes.files] == ["gone.txt", "keep.txt"]
+    assert "-work in progress" in changes.diff
+    undo(repo, repo / ".fastcode" / "runs" / "r1")
+    assert (repo / "keep.txt").read_text() == "work in progress\n"
+    assert (repo / "gone.txt").read_text() == "unstaged on top of staged\n"
+    assert git(repo, "show", ":gone.txt") == "staged version\n"
+    assert user_state(repo) == before
+
+
+def test_ignored_files_are_never_touched(repo: Path) -> None:
+    (repo / "build").mkdir()
+    (repo / "build" / "out.bin").write_bytes(b"\0old")
+    (repo / "debug.log").write_text("old log\n")
+    cp = start(repo)
+    cp.before_write(None)
+    (repo / "build" / "out.bin").write_bytes(b"\0new")
+    (repo / "debug.log").unlink()
+    (repo / "fresh.log").write_text("new log\n")
+    (repo / "keep.txt").write_text("edited\n")
+    changes = cp.finish()
+    assert changes.files == [FileChange("keep.txt", "modified")]
+    undo(repo, repo / ".fastcode" / "runs" / "r1")
+    assert (repo / "keep.txt").read_text() == "kept\n"
+    assert (repo / "build" / "out.bin").read_bytes() == b"\0new"
+    assert not (repo / "debug.log").exists()
+    assert (repo / "fresh.log").read_text() == "new log\n"
+
+
+def test_a_run_without_writes_has_an_empty_diff(repo: Path) -> None:
+    cp = start(repo)
+    changes = cp.finish()
+    assert changes.diff == "" and changes.files == [] and not cp.checkpointed
+    run_dir = repo / ".fastcode" / "runs" / "r1"
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["checkpointed"] is False and meta["checkpoint"] is None
+    assert (run_dir / "diff.patch").read_text() == ""
+    assert undo(repo, run_dir).restored == []
+    assert "refs/fastcode" not in git(repo, "for-each-ref")
+
+
+def test_unfinished_run_needs_force(repo: Path) -> None:
+    cp = start(repo)
+    cp.before_write(repo / "keep.txt")
+    (repo / "keep.txt").write_text("crashed mid-run\n")
+    run_dir = repo / ".fastcode" / "runs" / "r1"
+    with pytest.raises(UndoError, match="did not finish"):
+        undo(repo, run_dir)
+    result = undo(repo, run_dir, force=True)
+    assert result.restored == ["keep.txt"]
+    assert (repo / "keep.txt").read_text() == "kept\n"
+
+
+def test_copy_mode_round_trip(tmp_path: Path) -> None:
+    root = tmp_path / "plain"
+    root.mkdir()
+    (root / "crlf.txt").write_bytes(b"one\r\ntwo")
+    (root / "tool.sh").write_bytes(b"#!/bin/sh\n")
+    (root / "tool.sh").chmod(0o755)
+    (root / "gone.txt").write_text("bye\n")
+    (root / "blob.bin").write_bytes(b"\0\1\2")
+    cp = start(root)
+    assert cp.mode == "copy"
+    for name in ("crlf.txt", "tool.sh", "gone.txt", "blob.bin", "sub/dir/new.txt"):
+        cp.before_write(root / name)
+    cp.before_write(Path("crlf.txt"))  # a relative path, already backed up
+    cp.before_write(None)
+    (root / "crlf.txt").write_bytes(b"one\r\nTWO\r\n")
+    (root / "tool.sh").write_text("echo replaced\n")
+    (root / "gone.txt").unlink()
+    (root / "blob.bin").write_bytes(b"\0\x09")
+    (root / "sub" / "dir").mkdir(parents=True)
+    (root / "sub" / "dir" / "new.txt").write_text("hello\n")
+    changes = cp.finish()
+    assert changes.files == [
+        FileChange("blob.bin", "modified"),
+        FileChange("crlf.txt", "modified"),
+        FileChange("gone.txt", "deleted"),
+        FileChange("sub/dir/new.txt", "added"),
+        FileChange("tool.sh", "modified"),
+    ]
+    assert "-two\n\\ No newline at end of file\n+TWO\r\n" in changes.diff
+    assert "Binary files a/blob.bin and b/blob.bin differ" in changes.diff
+    assert "+++ b/sub/dir/new.txt\n@@ -0,0 +1 @@\n+hello\n" in changes.diff
+    run_dir = root / ".fastcode" / "runs" / "r1"
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["mode"] == "copy" and meta["commands_without_git"] == 1
+
+    (root / "tool.sh").write_text("user edit\n")
+    with pytest.raises(UndoRefused) as refused:
+        undo(root, run_dir)
+    assert refused.value.files == ["tool.sh"]
+    result = undo(root, run_dir, force=True)
+    assert "shell command" in result.warnings[0]
+    assert result.removed == ["sub/dir/new.txt"]
+    assert (root / "crlf.txt").read_bytes() == b"one\r\ntwo"
+    assert (root / "tool.sh").read_bytes() == b"#!/bin/sh\n"
+    assert (root / "tool.sh").stat().st_mode & stat.S_IXUSR
+    assert (root / "gone.txt").read_text() == "bye\n"
+    assert (root / "blob.bin").read_bytes() == b"\0\1\2"
+    assert not (root / "sub").exists()
+    with pytest.raises(AlreadyUndone):
+        undo(root, run_dir)
+
+
+def test_ensure_excluded_is_idempotent_and_leaves_gitignore_alone(tmp_path: Path) -> None:
+    root = init(tmp_path / "r")
+    (root / ".gitignore").write_text("node_modules/\n")
+    exclude = root / ".git" / "info" / "exclude"
+    exclude.write_text("# user's own\n*.swp")  # no trailing newline
+    ensure_excluded(root)
+    ensure_excluded(root)
+    start(root)  # the Checkpointer ensures it too
+    assert exclude.read_text() == "# user's own\n*.swp\n.fastcode/\n"
+    assert (root / ".gitignore").read_text() == "node_modules/\n"
+    (root / ".fastcode" / "runs").mkdir(parents=True)
+    (root / ".fastcode" / "runs" / "x").write_text("x")
+    assert git(root, "status", "--porcelain") == "?? .gitignore\n"
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    ensure_excluded(plain)
+    assert list(plain.iterdir()) == []
