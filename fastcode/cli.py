@@ -87,6 +87,10 @@ def fail(message: str, code: int = USAGE_ERROR) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if _starts_a_run(argv):
+        from fastcode import faststart
+
+        faststart.begin(argv)
     try:
         if argv and argv[0] in COMMANDS:
             return dispatch(argv[0], argv[1:])
@@ -99,6 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         return fail('no task given: fastcode "TASK" (see fastcode --help)')
     headless = args.headless or args.json or not _interactive()
     return _run_task(args, headless=headless)
+
+
+def _starts_a_run(argv: list[str]) -> bool:
+    if not argv or any(a in ("-h", "--help", "--version") for a in argv):
+        return False
+    return argv[0] == "exec" or argv[0] not in COMMANDS
 
 
 def _interactive() -> bool:

@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fastcode import faststart
 from fastcode import messages as msg
 from fastcode.checkpoint import Checkpointer, ensure_excluded
 from fastcode.config import Settings
 from fastcode.context.gather import gather_context
+from fastcode.context.testcmd import TestResult, detect_test_command
 from fastcode.emitter import Emitter
 from fastcode.events import (
     ErrorEvent,
@@ -32,6 +34,7 @@ from fastcode.events import (
     TextDelta,
 )
 from fastcode.models.client import CallResult, ChatClient, EndpointError
+from fastcode.models.warming import warm_up
 from fastcode.prefix import PrefixTracker
 from fastcode.prompts import render
 from fastcode.router import Router, TurnState
@@ -55,6 +58,8 @@ class Session:
         self.turn = 0
         self.model_calls = 0
         self._task: asyncio.Task[None] | None = None
+        self._test_cmd: str | None = None
+        self.baseline_tests: TestResult | None = None
 
     async def run(self, task: str) -> AsyncIterator[Event]:
         """Yield every event of one run, in order; the trace file gets each one first."""
@@ -122,7 +127,11 @@ class Session:
             emit.close()
 
     async def _loop(self, task: str, emit: Emitter, checkpoint: Checkpointer) -> tuple[str, str, int]:
-        context = await gather_context(self, task, emit) if self.turn == 1 else ""
+        context = ""
+        if self.turn == 1:
+            faststart.save_prefix(self.messages[:1], self.tools)
+            warming = warm_up(self.settings, emit, self.messages[:1], self.tools, self.cache_key)
+            context, _ = await asyncio.gather(gather_context(self, task, emit), warming)
         template = "task" if self.turn == 1 else "followup"
         self.messages.append(msg.user(render(template, task=task, context=context)))
         ctx = ToolContext(
@@ -185,6 +194,12 @@ class Session:
             prefix_break=broke,
         )
         return result
+
+    def test_command(self) -> str:
+        """The configured test command, else the detected one, else "" (no tests to run)."""
+        if self._test_cmd is None:
+            self._test_cmd = self.settings.agent.test_cmd or detect_test_command(self.root) or ""
+        return self._test_cmd
 
     @property
     def cache_key(self) -> str:

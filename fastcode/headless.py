@@ -45,11 +45,16 @@ class HumanPrinter:
         match event:
             case RunStarted():
                 self._line(f"fastcode run {event.run_id} · {event.routes.get('act', '')}")
-            case PhaseFinished() if event.name == "gather" or event.name == "warmup":
+            case PhaseFinished() if event.name.startswith("gather"):
                 self._line(f"  {event.name}: {event.ms:.0f} ms {event.detail}".rstrip())
             case PlanProposed():
                 self._line("plan:\n" + "\n".join(f"  {i}. {item}" for i, item in enumerate(event.items, 1)))
-            case ModelCallFinished() if not event.warmup:
+            case ModelCallFinished() if event.warmup:
+                self._line(
+                    f"  warm-up {event.model}: {event.total_ms:.0f} ms, {event.prompt_tokens} prompt tokens "
+                    f"({event.cached_tokens} already cached){' ' + event.content if event.content else ''}"
+                )
+            case ModelCallFinished():
                 self.calls.append(event)
             case ToolFinished():
                 self.tools.append(event)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fastcode.context.testcmd import detect_test_command, run_tests
+from fastcode.context.testcmd import run_tests
 from fastcode.events import Escalated, TestsRun
 from fastcode.messages import user
 from fastcode.prompts import render
@@ -61,7 +61,6 @@ class TurnState:
 class Router:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._test_cmd: str | None = None
 
     def next_kind(self, state: TurnState, emit: Emitter, step: int) -> str:
         if step == 1:
@@ -76,16 +75,11 @@ class Router:
             return "edit"
         return "act"
 
-    def test_command(self, session: Session) -> str:
-        if self._test_cmd is None:
-            self._test_cmd = self.settings.agent.test_cmd or detect_test_command(session.root) or ""
-        return self._test_cmd
-
     async def after_tools(self, state: TurnState, session: Session, emit: Emitter) -> None:
         """After an edit, run the tests ourselves and append the result: one model call saved per edit."""
         if not (self.settings.agent.auto_test and state.edited_last_step):
             return
-        command = self.test_command(session)
+        command = session.test_command()
         if not command:
             return
         result = await run_tests(command, session.root, timeout_s=min(300.0, self.settings.agent.timeout_s))

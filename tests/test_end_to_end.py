@@ -43,10 +43,12 @@ def test_exec_fixes_the_failing_test_and_undo_puts_it_back(sample_repo, isolated
     # The trace holds TTFT and cached tokens for every model call.
     (run,) = _runs(sample_repo)
     events = read_trace(run / "trace.jsonl")
-    calls = [e for e in events if e.type == "model_call_finished"]
+    calls = [e for e in events if e.type == "model_call_finished" and not e.warmup]
     assert len(calls) == final["model_calls"] >= 3
     assert all(c.ttft_ms is not None and c.ttft_ms >= 0 for c in calls)
     assert all(c.cached_tokens > 0 for c in calls[1:])
+    # The warm-up (sent while context was gathered) already cached the system prompt and tools for call 1.
+    assert calls[0].cached_tokens > 0
     assert not any(c.prefix_break for c in calls)
     assert (run / "diff.patch").read_text() == final["diff"]
     assert build(events).totals().model_calls == len(calls)

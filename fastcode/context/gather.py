@@ -1,13 +1,203 @@
-"""Context gathered before the first model call (filled in by the speed work)."""
+"""Context gathered before the first model call, all sources at once, each with its own deadline.
+
+Sources: git status + uncommitted diff; the tree-sitter repo map; ripgrep for the task's identifiers, file names and
+quoted strings; and, when there is a test command, one test run whose failure output names the files and functions
+to read. The result is one text block in the first user message — what a naive agent needs 3-5 tool calls to find.
+Each source is a phase in the trace (`gather.git`, `gather.map`, …) inside the `gather` phase.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from fastcode.context.repomap import DefinitionCache, build_repo_map, task_terms
+from fastcode.context.testcmd import run_tests
+from fastcode.events import PhaseFinished, PhaseStarted, TestsRun
+from fastcode.tools.files import numbered, split_lines
+from fastcode.tools.shell import run_command
 
 if TYPE_CHECKING:
     from fastcode.emitter import Emitter
     from fastcode.engine import Session
 
+TEST_OUTPUT_CHARS = 4000
+FILE_LINES = 160
+_FILE_REF = re.compile(r"(?:File \"([^\"]+)\", line (\d+)|^([\w./-]+\.\w+):(\d+):)", re.MULTILINE)
+_MENTIONED_FILE = re.compile(r"[\w./-]+\.(?:py|js|ts|tsx|go|rs|java|rb|c|h|cpp|hpp|cs|php|kt|swift)\b")
+_QUOTED = re.compile(r"[\"'`]([^\"'`\n]{3,80})[\"'`]")
+_IDENT = re.compile(r"\b(?:[a-z]+_[a-z0-9_]+|[A-Z][a-z0-9]+[A-Z]\w*|[a-z]+[A-Z]\w*)\b")
+_CALLED = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
+_BUILTINS = {"assert", "print", "len", "range", "list", "dict", "set", "str", "int", "float", "isinstance", "raises"}
+
+
+class Section:
+    def __init__(self, title: str, body: str) -> None:
+        self.title, self.body = title, body
+
+    def render(self) -> str:
+        return f"## {self.title}\n{self.body.rstrip()}"
+
+
+async def _timed(name: str, emit: Emitter, deadline_s: float, work: Awaitable[list[Section]]) -> list[Section]:
+    emit(PhaseStarted, name=name)
+    started = time.perf_counter()
+    try:
+        sections = await asyncio.wait_for(work, deadline_s)
+        ok, detail = True, f"{len(sections)} sections"
+    except TimeoutError:
+        sections, ok, detail = [], False, f"timed out after {deadline_s:g} s"
+    except Exception as exc:  # a source failing must not stop the run
+        sections, ok, detail = [], False, f"{type(exc).__name__}: {exc}"
+    emit(PhaseFinished, name=name, ms=round((time.perf_counter() - started) * 1000, 2), ok=ok, detail=detail)
+    return sections
+
+
+async def _git(root: Path) -> list[Section]:
+    if not (root / ".git").exists():
+        return []
+    (_, status), (_, diff) = await asyncio.gather(
+        run_command("git status --short --branch", root, timeout_s=10, max_chars=3000),
+        run_command("git diff --stat HEAD -- . ':(exclude).fastcode' 2>/dev/null", root, timeout_s=10, max_chars=2000),
+    )
+    return [Section("git status", f"{status}\n{diff if diff != '(no output)' else ''}")]
+
+
+async def _search(session: Session, task: str) -> list[Section]:
+    from fastcode.tools import execute
+    from fastcode.tools.base import ToolContext, ToolError
+
+    wanted = [*dict.fromkeys([*_QUOTED.findall(task), *_IDENT.findall(task)])][:6]
+    ctx = ToolContext(session.root, max_output_chars=1500)
+
+    async def one(term: str) -> str:
+        try:
+            result = await execute("search", _json({"pattern": re.escape(term), "max_results": 8}), ctx)
+        except ToolError:
+            return ""
+        return f"`{term}`:\n{result.output}" if not result.output.startswith("no matches") else ""
+
+    hits = [h for h in await asyncio.gather(*(one(t) for t in wanted)) if h]
+    return [Section("search hits for the task's identifiers", "\n".join(hits))] if hits else []
+
+
+def _json(data: dict) -> str:
+    import json
+
+    return json.dumps(data)
+
+
+def _file_excerpt(root: Path, rel: str, around: tuple[int, int] | None = None) -> str:
+    lines = split_lines((root / rel).read_text(encoding="utf-8", errors="replace"))
+    first, last = (1, len(lines)) if around is None else around
+    if around is None and len(lines) > FILE_LINES:
+        last = FILE_LINES
+    body = "\n".join(numbered(lines[first - 1 : last], first))
+    more = f"\n[... {len(lines)} lines in all]" if last < len(lines) else ""
+    return f"### {rel} (lines {first}-{last})\n```\n{body}{more}\n```"
+
+
+def _repo_file(root: Path, path: str) -> str | None:
+    candidate = Path(path)
+    try:
+        rel = (candidate.resolve().relative_to(root) if candidate.is_absolute() else candidate).as_posix()
+    except ValueError:
+        return None
+    return rel if (root / rel).is_file() and "site-packages" not in rel else None
+
+
+async def _tests(session: Session, command: str, emit: Emitter) -> list[Section]:
+    result = await run_tests(command, session.root, timeout_s=session.settings.context.deadline_s)
+    output = result.output[-TEST_OUTPUT_CHARS:]
+    emit(
+        TestsRun,
+        command=command,
+        exit_code=result.exit_code,
+        passed=result.passed,
+        ms=result.ms,
+        output_tail=output[-2000:],
+    )
+    session.baseline_tests = result
+    sections = [Section(f"test run: `{command}` exited {result.exit_code}", f"```\n{output}\n```")]
+    if result.passed:
+        return sections
+    root = session.root
+    files = [f for m in _FILE_REF.finditer(output) if (f := _repo_file(root, m.group(1) or m.group(3)))]
+    called = {
+        name for line in output.splitlines() if line.lstrip().startswith((">", "E ")) for name in _CALLED.findall(line)
+    }
+    excerpts = [_file_excerpt(root, rel) for rel in dict.fromkeys(files)][:4]
+    excerpts += await asyncio.to_thread(_definitions_named, root, called - _BUILTINS, set(files))
+    if excerpts:
+        sections.append(Section("code named by the failure", "\n\n".join(excerpts[:8])))
+    return sections
+
+
+def _definitions_named(root: Path, names: set[str], skip: set[str]) -> list[str]:
+    """Excerpts of the functions and methods called on the failing lines, found with rg then tree-sitter."""
+    if not names:
+        return []
+    import subprocess
+
+    from fastcode.tools.search import rg_binary
+
+    pattern = [arg for name in sorted(names) for arg in ("-e", name)]
+    command = [rg_binary(), "--files-with-matches", "-w", "-F", *pattern, "--", "."]
+    run = subprocess.run(command, cwd=root, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+    found = run.stdout.split()
+    found = [path.removeprefix("./") for path in found]
+    cache, excerpts = DefinitionCache(root), []
+    for rel in sorted(found)[:50]:
+        if rel in skip:
+            continue
+        for d in cache.get(root, rel):
+            if d.name in names and d.kind in ("function", "method"):
+                excerpts.append(_file_excerpt(root, rel, (d.start_line, d.end_line)))
+    cache.save()
+    return excerpts[:6]
+
+
+async def _map(session: Session, task: str) -> list[Section]:
+    mentioned = set(_MENTIONED_FILE.findall(task))
+    text = await asyncio.to_thread(
+        build_repo_map,
+        session.root,
+        task,
+        budget_tokens=session.settings.context.repo_map_tokens,
+        mentioned=mentioned,
+        changed=set(),
+    )
+    return [Section("repo map (definitions of the most relevant files)", text)] if text else []
+
 
 async def gather_context(session: Session, task: str, emit: Emitter) -> str:
-    return ""
+    """Run every source at once; return the context block ("" when disabled or nothing was found)."""
+    settings = session.settings.context
+    if not settings.enabled:
+        return ""
+    emit(PhaseStarted, name="gather")
+    started = time.perf_counter()
+    sources: list[tuple[str, Callable[[], Awaitable[list[Section]]]]] = [
+        ("gather.git", lambda: _git(session.root)),
+        ("gather.map", lambda: _map(session, task)),
+        ("gather.search", lambda: _search(session, task)),
+    ]
+    command = session.test_command()
+    if settings.run_tests and command:
+        sources.append(("gather.tests", lambda: _tests(session, command, emit)))
+    results = await asyncio.gather(*(_timed(name, emit, settings.deadline_s, make()) for name, make in sources))
+    order = {"gather.tests": 0, "gather.search": 1, "gather.git": 2, "gather.map": 3}
+    ranked = sorted(zip((name for name, _ in sources), results, strict=True), key=lambda item: order[item[0]])
+    block = "\n\n".join(section.render() for _, sections in ranked for section in sections)
+    terms = len(task_terms(task))
+    emit(
+        PhaseFinished,
+        name="gather",
+        ms=round((time.perf_counter() - started) * 1000, 2),
+        detail=f"{len(block)} chars from {len(sources)} sources, {terms} task terms",
+    )
+    return block

@@ -148,9 +148,7 @@ def _common_prefix(a: str, b: str) -> int:
     return lo
 
 
-def _error_body(
-    status: int, message: str, type_: str | None = None, code: str | None = None
-) -> dict[str, Any]:
+def _error_body(status: int, message: str, type_: str | None = None, code: str | None = None) -> dict[str, Any]:
     kind = type_ or _ERROR_TYPES.get(status, "server_error")
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
@@ -213,6 +211,8 @@ class ScriptedServer:
         self.host, self.port = host, port
         self.requests: list[dict[str, Any]] = []
         """Every JSON body received on /v1/chat/completions, in order, warm-ups included."""
+        self.arrivals: list[float] = []
+        """Wall-clock time (time.time()) each of those requests arrived, for start-up benchmarks."""
         self._lock = threading.Lock()
         self._consumed = [False] * len(self.script.turns)
         self._prompts: dict[str, list[str]] = {}
@@ -306,6 +306,7 @@ class ScriptedServer:
             h.send_json(404, _error_body(404, f"no route for GET {path}"))
 
     def _post(self, h: _Handler) -> None:
+        arrived = time.time()
         raw = h.rfile.read(int(h.headers.get("Content-Length") or 0))
         if h.path.split("?")[0].rstrip("/") != "/v1/chat/completions":
             h.send_json(404, _error_body(404, f"no route for POST {h.path}"))
@@ -319,6 +320,7 @@ class ScriptedServer:
             return
         with self._lock:
             self.requests.append(body)
+            self.arrivals.append(arrived)
         if self._authorized(h):
             self._chat(h, body, time.perf_counter())
 
@@ -436,8 +438,7 @@ class _Answer:
             message["reasoning_content"] = self.reasoning
         if self.calls:
             message["tool_calls"] = [
-                {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
-                for i, n, a in self.calls
+                {"id": i, "type": "function", "function": {"name": n, "arguments": a}} for i, n, a in self.calls
             ]
         payload = {
             "id": self.id,
@@ -463,15 +464,11 @@ class _Answer:
                 "function": {"name": name, "arguments": ""},
             }
             deltas.append({"tool_calls": [head]})
-            deltas += [
-                {"tool_calls": [{"index": index, "function": {"arguments": p}}]} for p in _pieces(args)
-            ]
+            deltas += [{"tool_calls": [{"index": index, "function": {"arguments": p}}]} for p in _pieces(args)]
         return deltas
 
     def _chunk(self, delta: dict[str, Any] | None, finish: str | None = None) -> dict[str, Any]:
-        choices = (
-            [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]
-        )
+        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]
         chunk = {
             "id": self.id,
             "object": "chat.completion.chunk",
