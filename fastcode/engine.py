@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 from fastcode import faststart
 from fastcode import messages as msg
-from fastcode.checkpoint import Checkpointer, ensure_excluded
+from fastcode.checkpoint import Checkpointer
 from fastcode.config import Settings
 from fastcode.context.gather import gather_context
 from fastcode.context.testcmd import TestResult, detect_test_command
@@ -43,6 +44,7 @@ from fastcode.tool_exec import Approver, ToolExecutor
 from fastcode.tools import tool_schemas
 from fastcode.tools.base import ToolContext
 
+_BACKGROUND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fastcode-bg")
 EXIT_CODES = {"finished": 0, "max_steps": 1, "timeout": 1, "error": 1, "interrupted": 130}
 
 
@@ -84,8 +86,9 @@ class Session:
     async def _run(self, task: str, run_id: str, emit: Emitter) -> None:
         started, self.turn = time.perf_counter(), self.turn + 1
         calls_before = self.model_calls
-        ensure_excluded(self.root)
-        checkpoint = Checkpointer(self.root, run_dir(self.root, run_id), run_id)
+        faststart.preload_openai()
+        # gitpython's import and the repo lookup run in the background; the first write waits for them if needed.
+        checkpoint = _BACKGROUND.submit(Checkpointer, self.root, run_dir(self.root, run_id), run_id)
         emit(
             RunStarted,
             task=task,
@@ -110,7 +113,7 @@ class Session:
             emit(ErrorEvent, kind="internal", message=f"{type(exc).__name__}: {exc}")
         diff = ""
         try:
-            diff = (await asyncio.to_thread(checkpoint.finish)).diff
+            diff = (await asyncio.to_thread(lambda: checkpoint.result().finish())).diff
         except Exception as exc:
             emit(ErrorEvent, kind="internal", message=f"could not record the run's changes: {exc}")
         finally:
@@ -126,7 +129,7 @@ class Session:
             )
             emit.close()
 
-    async def _loop(self, task: str, emit: Emitter, checkpoint: Checkpointer) -> tuple[str, str, int]:
+    async def _loop(self, task: str, emit: Emitter, checkpoint: Future[Checkpointer]) -> tuple[str, str, int]:
         context = ""
         if self.turn == 1:
             faststart.save_prefix(self.messages[:1], self.tools)
@@ -136,7 +139,7 @@ class Session:
         self.messages.append(msg.user(render(template, task=task, context=context)))
         ctx = ToolContext(
             self.root,
-            before_write=checkpoint.before_write,
+            before_write=lambda path: checkpoint.result().before_write(path),
             max_output_chars=self.settings.agent.tool_output_chars,
         )
         agent = self.settings.agent

@@ -3,8 +3,8 @@
 `import openai` alone takes 1-3 s here, and pydantic, jinja2 and the engine add more. So before any of that,
 `begin()` (called by the CLI for run commands) reads just enough config with tomllib to find the plan route's
 endpoint, and — when a warm-up is due — sends it from a thread using the system prompt and tool schemas cached
-on disk by the previous run (`prefix-cache.json` under ~/.cache/fastcode). Meanwhile `import openai` starts in
-another thread. The engine later `take()`s the early warm-up instead of sending its own. Stdlib only.
+on disk by the previous run (`prefix-<hash>.json` under ~/.cache/fastcode). The engine later `take()`s the early
+warm-up instead of sending its own, and starts `import openai` in a thread while it gathers context. Stdlib only.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from fastcode import __version__
 
 _early: dict[str, tuple[Future[Any], list[dict[str, Any]], list[dict[str, Any]]]] = {}
 _LOCAL_HOSTS = ("//127.0.0.1", "//localhost", "//[::1]")
+_preloading = False
 
 
 def target_key(base_url: str, model: str) -> str:
@@ -123,8 +124,7 @@ def _plan_target(argv: list[str]) -> tuple[str, str, str, str] | None:
 
 
 def begin(argv: list[str]) -> None:
-    """Start `import openai` in the background and, when due, the early warm-up. Never raises."""
-    threading.Thread(target=_import_openai, name="fastcode-import-openai", daemon=True).start()
+    """Send the early warm-up from a thread when one is due. Never raises."""
     try:
         target = _plan_target(argv)
         prefix = _load_prefix() if target else None
@@ -162,9 +162,21 @@ def begin(argv: list[str]) -> None:
     threading.Thread(target=send, name="fastcode-early-warmup", daemon=True).start()
 
 
-def _import_openai() -> None:
-    with contextlib.suppress(Exception):
-        import openai  # noqa: F401
+def preload_openai() -> None:
+    """Import openai (and the lazily loaded chat resources) in a thread, overlapping the context gathering.
+    The engine starts this once its own imports are done, so they do not compete for the interpreter."""
+    global _preloading
+    if _preloading:
+        return
+    _preloading = True
+
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            import openai
+
+            openai.AsyncOpenAI(api_key="preload", base_url="http://127.0.0.1:9/v1").chat.completions  # noqa: B018
+
+    threading.Thread(target=load, name="fastcode-import-openai", daemon=True).start()
 
 
 def take(key: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> Future[Any] | None:

@@ -70,7 +70,7 @@ class Totals:
         return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
 
 
-def _union_seconds(spans: list[tuple[float, float]]) -> float:
+def union_seconds(spans: list[tuple[float, float]]) -> float:
     total, current_start, current_end = 0.0, None, None
     for start, end in sorted(spans):
         if current_end is None or start > current_end:
@@ -160,8 +160,8 @@ class TraceBuilder:
         calls = [r for r in self.rows if r.kind == "model" and r.end is not None]
         tools = [(r.start, r.end) for r in self.rows if r.kind in ("tool", "tests") and r.end is not None]
         wall = self.last_t
-        model_s = _union_seconds([(r.start, r.end) for r in calls if not r.warmup])  # type: ignore[misc]
-        tool_s = _union_seconds(tools)  # type: ignore[arg-type]
+        model_s = union_seconds([(r.start, r.end) for r in calls if not r.warmup])  # type: ignore[misc]
+        tool_s = union_seconds(tools)  # type: ignore[arg-type]
         real = [r for r in calls if not r.warmup]
         return Totals(
             wall_s=round(wall, 3),

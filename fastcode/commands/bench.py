@@ -1,0 +1,241 @@
+"""`fastcode bench`: the speed figures, measured against the shipped scripted server with a latency model.
+
+Figures (each the median of several runs): the "fix the failing test" case study at 150 ms TTFT / 200 tok/s decode /
+5,000 tok/s prefill (wall time, model calls); process start to the first request on the wire; the cached share of
+prompt tokens over calls 2..n; engine overhead per step (p50, p95); four independent searches at once vs the slowest
+alone; and, when llama-server is installed, the embedded model's cold vs warm TTFT. Targets are printed beside the
+figures: this is a report, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from fastcode.testing.scripted_server import Latency, ScriptedServer
+from fastcode.trace import build, read_trace, union_seconds
+
+CASE_LATENCY = Latency(ttft_ms=150, decode_tps=200, prefill_tps=5000)
+STATS = '''"""Running statistics."""
+
+
+def moving_sum(values, window):
+    """Sum of every run of `window` consecutive values."""
+    return [sum(values[i : i + window]) for i in range(len(values) - window)]
+'''
+TEST = """from stats import moving_sum
+
+
+def test_every_window():
+    assert moving_sum([1, 2, 3, 4], 2) == [3, 5, 7]
+
+
+def test_single_window():
+    assert moving_sum([5, 5], 2) == [10]
+"""
+OLD, NEW = "range(len(values) - window)]", "range(len(values) - window + 1)]"
+CASE_SCRIPT = {
+    "turns": [
+        {
+            "content": "1. The last window is skipped: the range stops one short.\n2. Fix the bound.",
+            "tool_calls": [{"name": "edit_file", "arguments": {"path": "stats.py", "old": OLD, "new": NEW}}],
+        },
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": "Fixed the off-by-one in moving_sum."}}]},
+    ]
+}
+LONG_SCRIPT = {
+    "turns": [
+        {"content": "1. Read.\n2. Fix.", "tool_calls": [{"name": "read_file", "arguments": {"path": "stats.py"}}]},
+        {"tool_calls": [{"name": "search", "arguments": {"pattern": "moving_sum"}}]},
+        {"tool_calls": [{"name": "edit_file", "arguments": {"path": "stats.py", "old": OLD, "new": NEW}}]},
+        {"tool_calls": [{"name": "run", "arguments": {"command": "python -m pytest -q"}}]},
+        {"tool_calls": [{"name": "finish", "arguments": {"summary": "Fixed."}}]},
+    ]
+}
+
+
+def make_case_repo(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "stats.py").write_text(STATS)
+    (folder / "test_stats.py").write_text(TEST)
+    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b",
+           "GIT_COMMITTER_EMAIL": "b@b"}  # fmt: skip
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "case"]):
+        subprocess.run(["git", *args], cwd=folder, env=env, check=True, capture_output=True)
+    return folder
+
+
+def _agent_run(work: Path, name: str, script: dict, cache_home: Path) -> dict:
+    """One real `fastcode exec` process against a fresh scripted server; returns its measured figures."""
+    repo = make_case_repo(work / name)
+    with ScriptedServer(script, latency=CASE_LATENCY).start() as server:
+        env = {
+            **os.environ,
+            "XDG_CACHE_HOME": str(cache_home),
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        }
+        env.pop("CI", None)
+        started = time.time()
+        proc = subprocess.run(
+            [sys.executable, "-m", "fastcode", "exec", "fix the failing test", "--base-url", server.base_url,
+             "--model", "bench", "--json"],
+            cwd=repo, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        wall = time.time() - started
+        first_request = (server.arrivals[0] - started) if server.arrivals else float("nan")
+    result = json.loads(proc.stdout.splitlines()[-1]) if proc.stdout else {}
+    trace = next((repo / ".fastcode" / "runs").glob("*/trace.jsonl"))
+    return {"wall_s": wall, "first_request_ms": first_request * 1000, "status": result.get("status"),
+            "model_calls": result.get("model_calls"), "events": read_trace(trace)}  # fmt: skip
+
+
+def overheads(events: list) -> list[float]:
+    """Per step, in ms: step wall time minus the union of its model-call, tool and test spans."""
+    builder = build(events)
+    steps = {e.step: e.t - builder.origin for e in events if e.type == "step_started"}  # type: ignore[operator]
+    ends = {e.step: e.t - builder.origin for e in events if e.type == "step_finished"}  # type: ignore[operator]
+    out = []
+    for step, begin in steps.items():
+        end = ends.get(step)
+        if end is None:
+            continue
+        busy = [(r.start, r.end) for r in builder.rows
+                if r.end is not None and not r.warmup and r.kind in ("model", "tool", "tests")
+                and begin <= r.start <= end]  # fmt: skip
+        out.append(max(0.0, (end - begin - union_seconds(busy)) * 1000))
+    return out
+
+
+def cached_share(events: list) -> float:
+    calls = [e for e in events if e.type == "model_call_finished" and not e.warmup][1:]
+    prompt = sum(c.prompt_tokens for c in calls)
+    return sum(c.cached_tokens for c in calls) / prompt if prompt else 0.0
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def bench_agent(runs: int) -> list[tuple[str, str, str, bool]]:
+    with tempfile.TemporaryDirectory(prefix="fastcode-bench-") as tmp:
+        work, cache_home = Path(tmp), Path(tmp) / "cache"
+        _agent_run(work, "prime", CASE_SCRIPT, cache_home)  # a user who has run fastcode before: prefix on disk
+        case = [_agent_run(work, f"case{i}", CASE_SCRIPT, cache_home) for i in range(runs)]
+        long = [_agent_run(work, f"long{i}", LONG_SCRIPT, cache_home) for i in range(max(2, runs // 2))]
+    ok = all(r["status"] == "finished" for r in case + long)
+    wall = statistics.median(r["wall_s"] for r in case)
+    calls = statistics.median(r["model_calls"] or 0 for r in case)
+    first = statistics.median(r["first_request_ms"] for r in case + long)
+    share = statistics.median(cached_share(r["events"]) for r in long)
+    steps = [ms for r in case + long for ms in overheads(r["events"])]
+    p50, p95 = _percentile(steps, 0.5), _percentile(steps, 0.95)
+    return [
+        ("case study wall time (150 ms TTFT, 200 tok/s, 5k tok/s prefill)", f"{wall:.2f} s", "<= 2.5 s", wall <= 2.5),
+        ("case study model calls", f"{calls:g}", "2", calls == 2),
+        ("process start -> first request on the wire", f"{first:.0f} ms", "<= 150 ms", first <= 150),
+        ("prompt tokens served from cache, calls 2..n", f"{share:.1%}", ">= 95%", share >= 0.95),
+        ("engine overhead per step p50 / p95", f"{p50:.1f} / {p95:.1f} ms", "p50 <= 5 ms", p50 <= 5),
+        ("all runs finished", "yes" if ok else "NO", "yes", ok),
+    ]
+
+
+def make_search_repo(folder: Path, files: int = 1500, lines: int = 400) -> Path:
+    for i in range(files):
+        sub = folder / f"pkg{i % 30}"
+        sub.mkdir(parents=True, exist_ok=True)
+        body = "\n".join(
+            f"def function_{i}_{j}(value):\n    return value * {j}  # filler text" for j in range(lines // 2)
+        )
+        (sub / f"module_{i}.py").write_text(body + "\n")
+    return folder
+
+
+async def _searches(root: Path, patterns: list[str]) -> tuple[list[float], float]:
+    from fastcode.events import Event
+    from fastcode.tool_exec import ToolExecutor
+    from fastcode.tools import execute
+    from fastcode.tools.base import ToolContext
+    from fastcode.events import ToolCallSpec
+
+    ctx = ToolContext(root)
+    alone = []
+    for pattern in patterns:
+        started = time.perf_counter()
+        await execute("search", json.dumps({"pattern": pattern, "max_results": 20}), ctx)
+        alone.append(time.perf_counter() - started)
+
+    class _Sink:
+        def __call__(self, cls: type[Event], **fields: object) -> None:
+            return None
+
+    executor = ToolExecutor(ctx, _Sink())  # type: ignore[arg-type]
+    calls = [ToolCallSpec(id=str(i), name="search", arguments=json.dumps({"pattern": p, "max_results": 20}))
+             for i, p in enumerate(patterns)]  # fmt: skip
+    started = time.perf_counter()
+    await executor.run_turn(calls, 1)
+    return alone, time.perf_counter() - started
+
+
+def bench_search(runs: int) -> list[tuple[str, str, str, bool]]:
+    patterns = ["function_9_1[0-9]\\b", "return value \\* 17 ", "filler text$", "def function_1[0-9]{3}_"]
+    with tempfile.TemporaryDirectory(prefix="fastcode-bench-search-") as tmp:
+        root = make_search_repo(Path(tmp))
+        results = [asyncio.run(_searches(root, patterns)) for _ in range(runs)]
+    slowest = statistics.median(max(alone) for alone, _ in results)
+    together = statistics.median(wall for _, wall in results)
+    ratio = together / slowest
+    return [
+        ("4 independent searches: slowest alone", f"{slowest * 1000:.0f} ms", ">= 50 ms", slowest >= 0.05),
+        ("4 independent searches at once", f"{together * 1000:.0f} ms ({ratio:.2f}x)", "<= 1.2x", ratio <= 1.2),
+    ]
+
+
+def bench_local(runs: int) -> list[tuple[str, str, str, bool]]:
+    try:
+        from fastcode.launcher.bench_local import run as run_local
+    except ImportError:
+        return [("embedded model TTFT cold vs warm", "skipped: no local launcher", "warm <= 10% cold", True)]
+    try:
+        figures = run_local(runs)
+    except Exception as exc:  # not installed here, or failed to start
+        return [("embedded model TTFT cold vs warm", f"skipped: {exc}", "warm <= 10% cold", True)]
+    cold, warm = figures["cold_ms"], figures["warm_ms"]
+    return [("embedded model TTFT, 700+ token prefix, cold / warm", f"{cold:.0f} / {warm:.0f} ms",
+             "warm <= 10% cold", warm <= 0.1 * cold)]  # fmt: skip
+
+
+def print_table(rows: list[tuple[str, str, str, bool]]) -> None:
+    width = max(len(r[0]) for r in rows)
+    print(f"{'figure':<{width}}  {'measured':>22}  {'target':>16}  met")
+    for name, value, target, met in rows:
+        print(f"{name:<{width}}  {value:>22}  {target:>16}  {'yes' if met else 'NO'}")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="fastcode bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs per figure (medians are printed)")
+    parser.add_argument("--only", choices=("agent", "search", "local"), action="append", help="just these figures")
+    args = parser.parse_args(argv)
+    if shutil.which("git") is None:
+        print("fastcode bench: git is needed to build the case-study repo", file=sys.stderr)
+        return 2
+    wanted = args.only or ["agent", "search", "local"]
+    rows: list[tuple[str, str, str, bool]] = []
+    if "agent" in wanted:
+        rows += bench_agent(args.runs)
+    if "search" in wanted:
+        rows += bench_search(args.runs)
+    if "local" in wanted:
+        rows += bench_local(max(1, args.runs // 2))
+    print_table(rows)
+    return 0
