@@ -120,6 +120,9 @@ def _plan_target(argv: list[str]) -> tuple[str, str, str, str] | None:
     if not isinstance(base_url, str) or not isinstance(model, str):
         return None
     key = os.environ.get(profile.get("api_key_env", "OPENAI_API_KEY"), "")
+    kind = profile.get("kind", "auto")
+    if kind not in ("auto", "llamacpp", "vllm"):
+        policy = "never" if policy == "auto" else policy
     return base_url, model, key, str(policy)
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 from fastcode import faststart
 from fastcode.config import ModelProfile, Settings
 from fastcode.events import ModelCallFinished, ModelCallStarted
-from fastcode.models.client import api_key, cache_hints
+from fastcode.models.client import api_key, cache_hints, server_kind
 from fastcode.models.warmup import WarmupResult, warmup_request
 
 if TYPE_CHECKING:
@@ -24,7 +23,8 @@ ROUTED_KINDS = ("plan", "act", "edit", "verify", "summarize", "escalate")
 
 
 def is_local(profile: ModelProfile) -> bool:
-    return (urlparse(profile.base_url).hostname or "") in ("127.0.0.1", "localhost", "::1")
+    """A self-hosted server (llama.cpp, vLLM; auto: a loopback address), where a warm-up costs nothing."""
+    return server_kind(profile) in ("llamacpp", "vllm")
 
 
 def warm_targets(settings: Settings) -> list[tuple[str, ModelProfile]]:
