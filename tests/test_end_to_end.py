@@ -97,3 +97,56 @@ def test_max_steps_exits_1(sample_repo, isolated_env, scripted) -> None:
     result = run_cli(args, cwd=sample_repo, env=isolated_env)
     assert result.returncode == 1
     assert json.loads(result.stdout.splitlines()[-1])["status"] == "max_steps"
+
+
+def test_outside_git_the_run_keeps_copies_and_undo_uses_them(tmp_path, isolated_env, scripted) -> None:
+    import shutil
+
+    from conftest import DATA
+
+    repo = tmp_path / "plain"
+    shutil.copytree(DATA / "sample_repo", repo)
+    original = (repo / "mathutils/stats.py").read_bytes()
+    server = scripted(load_script("sample_fix.json"))
+    result = run_cli(["exec", "fix it", "--base-url", server.base_url, "--model", "m", "--repo", str(repo)],
+                     cwd=repo, env=isolated_env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (repo / "mathutils/stats.py").read_bytes() != original
+    undo = run_cli(["undo", "--repo", str(repo)], cwd=repo, env=isolated_env)
+    assert undo.returncode == 0, undo.stderr
+    assert (repo / "mathutils/stats.py").read_bytes() == original
+
+
+def test_undo_refuses_when_the_user_edited_since(sample_repo, isolated_env, scripted) -> None:
+    server = scripted(load_script("sample_fix.json"))
+    run_cli(["exec", "fix it", "--base-url", server.base_url, "--model", "m"], cwd=sample_repo, env=isolated_env)
+    target = sample_repo / "mathutils/stats.py"
+    target.write_text(target.read_text() + "# my own edit\n")
+    undo = run_cli(["undo"], cwd=sample_repo, env=isolated_env)
+    assert undo.returncode == 1 and "mathutils/stats.py" in undo.stderr
+    assert "# my own edit" in target.read_text()
+    forced = run_cli(["undo", "--force"], cwd=sample_repo, env=isolated_env)
+    assert forced.returncode == 0 and "# my own edit" not in target.read_text()
+
+
+def test_ctrl_c_exits_130_and_the_trace_says_interrupted(sample_repo, isolated_env, scripted) -> None:
+    import signal
+    import sys
+    import time
+
+    from fastcode.testing.scripted_server import Latency
+
+    server = scripted({"turns": [{"content": "thinking"}]}, latency=Latency(ttft_ms=20_000))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fastcode", "exec", "fix it", "--base-url", server.base_url, "--model", "m", "--json"],
+        cwd=sample_repo, env=isolated_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not [r for r in server.requests if r.get("max_tokens") != 1] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert json.loads(out.splitlines()[-1])["status"] == "interrupted"
+    (run,) = _runs(sample_repo)
+    assert read_trace(run / "trace.jsonl")[-1].status == "interrupted"
