@@ -19,7 +19,7 @@ from fastcode import messages as msg
 from fastcode.checkpoint import Checkpointer
 from fastcode.config import Settings
 from fastcode.context.gather import gather_context
-from fastcode.context.testcmd import TestResult, detect_test_command
+from fastcode.context.testcmd import detect_test_command
 from fastcode.emitter import Emitter
 from fastcode.events import (
     ErrorEvent,
@@ -61,7 +61,6 @@ class Session:
         self.model_calls = 0
         self._task: asyncio.Task[None] | None = None
         self._test_cmd: str | None = None
-        self.baseline_tests: TestResult | None = None
 
     async def run(self, task: str) -> AsyncIterator[Event]:
         """Yield every event of one run, in order; the trace file gets each one first."""
@@ -106,6 +105,7 @@ class Session:
             status, exit_code = "timeout", EXIT_CODES["timeout"]
         except asyncio.CancelledError:
             status, exit_code = "interrupted", EXIT_CODES["interrupted"]
+            self.messages.extend(msg.unanswered(self.messages, "interrupted by the user before it ran"))
         except EndpointError as exc:
             emit(ErrorEvent, kind=exc.kind, message=str(exc))
             exit_code = 3
@@ -164,7 +164,7 @@ class Session:
                 return "finished", finished.output, step
         return "max_steps", "", agent.max_steps
 
-    async def _call(self, kind: str, step: int, emit: Emitter, **extra: object) -> CallResult:
+    async def _call(self, kind: str, step: int, emit: Emitter) -> CallResult:
         name, profile = self.settings.profile(kind)
         client = self.clients.get(name) or self.clients.setdefault(
             name, ChatClient(profile, max_retries=self.settings.agent.max_retries, cache_key=self.cache_key)
@@ -179,7 +179,6 @@ class Session:
             self.tools,
             on_first_token=lambda ms: emit(FirstToken, call_id=call_id, ttft_ms=ms),
             on_text=lambda text, k: emit(TextDelta, call_id=call_id, text=text, kind=k),
-            **extra,
         )
         emit(
             ModelCallFinished,

@@ -39,6 +39,16 @@ def assistant(content: str, calls: list[ToolCallSpec]) -> dict[str, Any]:
     return message
 
 
+def unanswered(messages: list[dict[str, Any]], reason: str) -> list[dict[str, Any]]:
+    """Tool results for the calls of the last assistant turn that got none (a run stopped mid-turn), so the
+    conversation stays valid for a follow-up without rewriting anything already sent."""
+    last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i]["role"] == "assistant"), None)
+    if last is None:
+        return []
+    answered = {m.get("tool_call_id") for m in messages[last + 1 :] if m["role"] == "tool"}
+    return [tool(c["id"], f"error: {reason}") for c in messages[last].get("tool_calls", []) if c["id"] not in answered]
+
+
 def _json_or_empty(raw: str) -> str:
     try:
         return raw if isinstance(json.loads(raw or "null"), dict) else "{}"

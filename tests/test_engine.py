@@ -142,3 +142,26 @@ async def test_interrupt_ends_the_run_cleanly(tmp_path, isolated_env, scripted) 
     await asyncio.wait_for(consume(), 10)
     assert events[-1].type == "run_finished"
     assert events[-1].status == "interrupted" and events[-1].exit_code == 130
+
+
+async def test_a_follow_up_after_an_interrupted_tool_turn_stays_valid(tmp_path, isolated_env, scripted) -> None:
+    script = {
+        "turns": [
+            {"tool_calls": [{"name": "run", "arguments": {"command": "sleep 30"}}]},
+            {"tool_calls": [{"name": "finish", "arguments": {"summary": "second"}}]},
+        ]
+    }
+    server = scripted(script)
+    session = _session(tmp_path, server.base_url)
+    first: list[Event] = []
+    async for event in session.run("slow"):
+        first.append(event)
+        if event.type == "tool_started":
+            session.interrupt()
+    assert first[-1].status == "interrupted"
+    second = await _collect(session, "now finish")
+    assert second[-1].status == "finished" and second[-1].summary == "second"
+    follow_up = [r for r in server.requests if r.get("max_tokens") != 1][-1]
+    tool_msgs = [m for m in follow_up["messages"] if m["role"] == "tool"]
+    assert len(tool_msgs) == 1 and "interrupted" in tool_msgs[0]["content"]
+    assert "Follow-up task" in follow_up["messages"][-1]["content"]

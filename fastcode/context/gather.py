@@ -121,7 +121,6 @@ async def _tests(session: Session, command: str, emit: Emitter) -> list[Section]
         ms=result.ms,
         output_tail=output[-2000:],
     )
-    session.baseline_tests = result
     sections = [Section(f"test run: `{command}` exited {result.exit_code}", f"```\n{output}\n```")]
     if result.passed:
         return sections
