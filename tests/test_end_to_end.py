@@ -150,3 +150,11 @@ def test_ctrl_c_exits_130_and_the_trace_says_interrupted(sample_repo, isolated_e
     assert json.loads(out.splitlines()[-1])["status"] == "interrupted"
     (run,) = _runs(sample_repo)
     assert read_trace(run / "trace.jsonl")[-1].status == "interrupted"
+
+
+def test_plain_fastcode_task_runs_headless_when_stdout_is_not_a_tty(sample_repo, isolated_env, scripted) -> None:
+    server = scripted(load_script("sample_fix.json"))
+    result = run_cli(["fix the failing test", "--base-url", server.base_url, "--model", "m", "--json"],
+                     cwd=sample_repo, env=isolated_env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["status"] == "finished"
