@@ -61,6 +61,7 @@ class Session:
         self.model_calls = 0
         self._task: asyncio.Task[None] | None = None
         self._test_cmd: str | None = None
+        self._closing = False
 
     async def run(self, task: str) -> AsyncIterator[Event]:
         """Yield every event of one run, in order; the trace file gets each one first."""
@@ -78,12 +79,17 @@ class Session:
 
     def interrupt(self) -> None:
         """Stop the current run: tools are cancelled, files stay consistent, RunFinished says `interrupted`.
-        A second interrupt while the run is closing is ignored, so the diff and the trace are always written."""
-        if self._task is not None and not self._task.done() and not self._task.cancelling():
-            self._task.cancel()
+
+        A cancel that lands while a request is being written can be swallowed inside the HTTP stack, so it is
+        repeated every 0.25 s until the run starts closing; once closing, interrupts are ignored so the diff and
+        the trace are always written."""
+        if self._task is None or self._task.done() or self._closing:
+            return
+        self._task.cancel()
+        asyncio.get_running_loop().call_later(0.25, self.interrupt)
 
     async def _run(self, task: str, run_id: str, emit: Emitter) -> None:
-        started, self.turn = time.perf_counter(), self.turn + 1
+        started, self.turn, self._closing = time.perf_counter(), self.turn + 1, False
         calls_before = self.model_calls
         faststart.preload_openai()
         # gitpython's import and the repo lookup run in the background; the first write waits for them if needed.
@@ -104,6 +110,7 @@ class Session:
         except TimeoutError:
             status, exit_code = "timeout", EXIT_CODES["timeout"]
         except asyncio.CancelledError:
+            self._closing = True
             status, exit_code = "interrupted", EXIT_CODES["interrupted"]
             self.messages.extend(msg.unanswered(self.messages, "interrupted by the user before it ran"))
         except EndpointError as exc:
@@ -111,6 +118,7 @@ class Session:
             exit_code = 3
         except Exception as exc:  # a bug of ours: report it, still close the run cleanly
             emit(ErrorEvent, kind="internal", message=f"{type(exc).__name__}: {exc}")
+        self._closing = True
         diff = ""
         try:
             diff = (await asyncio.to_thread(lambda: checkpoint.result().finish())).diff
