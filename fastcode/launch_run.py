@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from fastcode.cli import fail, find_repo_root
-from fastcode.config import ConfigError, Loaded, load_settings
+from fastcode.config import ConfigError, Loaded, Settings, load_settings
 
 NO_ENDPOINT = (
     "no model endpoint configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for other providers), pass --base-url, "
@@ -34,17 +34,31 @@ def run_task(args: argparse.Namespace, *, headless: bool) -> int:
         root, loaded = load_for_run(args)
     except ConfigError as exc:
         return fail(str(exc))
-    if not loaded.endpoint_configured():
-        return fail(NO_ENDPOINT)
+    from fastcode.launcher.embedded import LocalError, local_for_run
+
+    try:  # --local, or nothing configured and the local extra installed: a llama-server for this run only
+        with local_for_run(args, loaded, root) as settings:
+            if settings is None:
+                return fail(NO_ENDPOINT)
+            return _run_session(settings, root, args, headless=headless)
+    except LocalError as exc:
+        return fail(str(exc), exc.exit_code)
+
+
+def _run_session(settings: Settings, root: Path, args: argparse.Namespace, *, headless: bool) -> int:
     from fastcode.engine import Session
 
-    session = Session(loaded.settings, root)
+    session = Session(settings, root)
     if headless:
         from fastcode.headless import run_headless
 
         return asyncio.run(run_headless(session, args.task, json_mode=args.json))
-    return fail('the TUI is not available yet; use fastcode exec "TASK"')
+    from fastcode.tui import run_app
+
+    return run_app(session, args.task)
 
 
 def run_tui(args: argparse.Namespace) -> int:
-    return fail('the TUI is not available yet; use fastcode exec "TASK"')
+    """The app with no task yet (`fastcode` on a terminal)."""
+    args.task = None
+    return run_task(args, headless=False)

@@ -167,7 +167,8 @@ def select_flags(flags: Iterable[Flag], supported: set[str] | None) -> tuple[lis
         name = flag.names[0] if supported is None else next((n for n in flag.names if n in supported), None)
         if name is None:
             lost = f" ({flag.why})" if flag.why else ""
-            warnings.append(f"this server does not support {flag.names[0]}: dropped{lost}")
+            shown = next((n for n in flag.names if n.startswith("--")), flag.names[0])
+            warnings.append(f"this server does not support {shown}: dropped{lost}")
             continue
         argv += [name, *flag.values]
     return argv, warnings

@@ -1,18 +1,17 @@
-"""Server processes: a free port, start in a process group of their own, readiness, warm-up, stop, state files.
+"""Server processes: a free port, start in a process group of their own, readiness, warm-up, reuse and stop.
 
-State lives in `<repo>/.fastcode/serve/` when the current folder is inside a git repository (the nearest folder
-above it holding `.git`), else in `~/.cache/fastcode/serve/`. Each server has `<id>.json` (a `ServerState`) and
-`<id>.log` (its stdout and stderr). A server that is not detached also gets its parent-death signal set (Linux), so
-it goes away even if fastcode is killed with SIGKILL; `stop_group` sends SIGTERM to the whole group, waits, then
-SIGKILLs it.
+`launch` reuses a live detached server for the same model or starts one (state file + log, see `state`), polls
+`/health` then `/v1/models` until a deadline, and sends one warm-up request. A server that is not detached gets its
+parent-death signal set (Linux), so it goes away even if fastcode is killed with SIGKILL; `stop_group` sends
+SIGTERM to the whole process group, waits, then SIGKILLs what is left.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,10 +21,21 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from fastcode.launcher.binaries import cache_root
+from fastcode.launcher.binaries import cached_output
+from fastcode.launcher.state import (
+    ServerState,
+    list_states,
+    prepare_dir,
+    proc_start_time,
+    proc_stat,
+    process_alive,
+    prune_logs,
+    remove_state,
+    write_state,
+)
 from fastcode.models.warmup import WarmupResult, agent_prefix, warmup_request
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -36,39 +46,6 @@ class ServerError(Exception):
 
 
 @dataclass
-class ServerState:
-    """What a state file records about one running server."""
-
-    id: str
-    kind: str
-    """llama or vllm."""
-    model: str
-    """What identifies the model for reuse: the GGUF's absolute path, or the vLLM model name / path."""
-    served_name: str
-    """The model name requests use."""
-    port: int
-    pid: int
-    started: float
-    """Wall-clock start, seconds since the epoch."""
-    log: str
-    detached: bool
-    ephemeral: bool = False
-    """Started for one run and stopped at its end: never reused by another run."""
-    proc_start: str = ""
-    """The process's start time from /proc (guards against a recycled pid)."""
-    host: str = "127.0.0.1"
-    command: list[str] = field(default_factory=list)
-
-    @property
-    def root_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        return self.root_url + "/v1"
-
-
-@dataclass
 class Running:
     state: ServerState
     proc: subprocess.Popen[bytes] | None
@@ -76,77 +53,6 @@ class Running:
     reused: bool = False
     warmup: WarmupResult | None = None
     ready_ms: float = 0.0
-
-
-def state_dir(start: Path | None = None) -> Path:
-    """`<repo>/.fastcode/serve` inside a git repository, else `~/.cache/fastcode/serve`."""
-    start = (start or Path.cwd()).resolve()
-    for folder in (start, *start.parents):
-        if (folder / ".git").exists():
-            return folder / ".fastcode" / "serve"
-    return cache_root() / "serve"
-
-
-def _prepare(folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    ignore = folder / ".gitignore"
-    if not ignore.exists():  # logs and state never show up in `git status`
-        ignore.write_text("*\n")
-
-
-def write_state(folder: Path, state: ServerState) -> Path:
-    _prepare(folder)
-    path = folder / f"{state.id}.json"
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(state), indent=2))
-    os.replace(tmp, path)
-    return path
-
-
-def remove_state(folder: Path, server_id: str) -> None:
-    (folder / f"{server_id}.json").unlink(missing_ok=True)
-
-
-def list_states(folder: Path) -> list[ServerState]:
-    """The servers recorded in `folder` whose process is still alive; state files of dead ones are removed."""
-    states = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
-        try:
-            state = ServerState(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError):
-            continue
-        if process_alive(state.pid, state.proc_start):
-            states.append(state)
-        else:
-            path.unlink(missing_ok=True)
-    return states
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text.rsplit(")", 1)[1].split()  # fields after the command name (which may hold spaces)
-
-
-def proc_start_time(pid: int) -> str:
-    stat = _proc_stat(pid)
-    return stat[19] if stat and len(stat) > 19 else ""
-
-
-def process_alive(pid: int, proc_start: str = "") -> bool:
-    """True when `pid` runs (not a zombie) and, if `proc_start` is given, is still the same process."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    stat = _proc_stat(pid)
-    if stat is None:
-        return not Path("/proc/self/stat").exists()  # no /proc at all: trust kill(0)
-    return stat[0] != "Z" and (not proc_start or stat[19] == proc_start)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -173,16 +79,26 @@ def log_tail(path: str | Path, lines: int = 15) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:]) or "(empty log)"
 
 
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec function asking Linux to SIGTERM the child when this (main) thread dies; None elsewhere."""
+def _die_with_parent(argv: list[str]) -> tuple[list[str], Callable[[], None] | None]:
+    """(argv, preexec) asking Linux to SIGTERM the server when this process dies, even by SIGKILL.
+
+    The parent-death signal belongs to the thread that forks, so it is set only from the main thread: with a
+    preexec function when no other thread runs (one could hold a lock the forked child needs), else through
+    `setpriv --pdeathsig TERM` when util-linux has it, else not at all (normal exits still stop the server).
+    """
     if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
-        return None
+        return argv, None
+    if threading.active_count() > 1:
+        setpriv = shutil.which("setpriv")
+        if setpriv and "--pdeathsig" in cached_output([setpriv, "--help"], timeout_s=10):
+            return [setpriv, "--pdeathsig", "TERM", *argv], None
+        return argv, None
     import ctypes
 
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        return None
+        return argv, None
     parent = os.getpid()
 
     def preexec() -> None:
@@ -190,16 +106,17 @@ def _die_with_parent() -> Callable[[], None] | None:
         if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
 
-    return preexec
+    return argv, preexec
 
 
 def spawn(argv: list[str], log: Path, *, die_with_parent: bool) -> subprocess.Popen[bytes]:
     """Start `argv` in a new session (its own process group), output to `log`, stdin closed."""
-    _prepare(log.parent)
+    prepare_dir(log.parent)
+    argv, preexec = _die_with_parent(argv) if die_with_parent else (argv, None)
     with open(log, "ab") as out:
         return subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=_die_with_parent() if die_with_parent else None,
+            preexec_fn=preexec,
         )  # fmt: skip
 
 
@@ -239,9 +156,9 @@ def _group_alive(pgid: int) -> bool:
             return True
         return True
     for entry in proc.iterdir():
-        if entry.name.isdigit() and (stat := _proc_stat(int(entry.name))) and len(stat) > 2:
-            if stat[2] == str(pgid) and stat[0] != "Z":
-                return True
+        stat = proc_stat(int(entry.name)) if entry.name.isdigit() else None
+        if stat and len(stat) > 2 and stat[2] == str(pgid) and stat[0] != "Z":
+            return True
     return False
 
 
@@ -266,9 +183,9 @@ def stop_group(pid: int, *, proc: subprocess.Popen[bytes] | None = None, grace_s
 def stop_server(folder: Path, state: ServerState, proc: subprocess.Popen[bytes] | None = None) -> None:
     """Stop a server we started (or one recorded in `folder`, after checking its pid is still that server)."""
     ours = proc is not None or (process_alive(state.pid, state.proc_start) and _leads_group(state.pid))
+    remove_state(folder, state.id)  # first: a foreground `fastcode serve` then knows the stop was asked for
     if ours:
         stop_group(state.pid, proc=proc, grace_s=15.0 if state.kind == "vllm" else 10.0)
-    remove_state(folder, state.id)
 
 
 def _leads_group(pid: int) -> bool:
@@ -281,9 +198,9 @@ def _leads_group(pid: int) -> bool:
 def find_running(folder: Path, kind: str, model: str) -> ServerState | None:
     """A live, reusable server of `kind` for `model` (its pid alive and /health answering 200)."""
     for state in list_states(folder):
-        if state.kind == kind and state.model == model and not state.ephemeral:
-            if http_status(state.root_url + "/health") == 200:
-                return state
+        usable = state.kind == kind and state.model == model and not state.ephemeral
+        if usable and http_status(state.root_url + "/health") == 200:
+            return state
     return None
 
 
@@ -315,6 +232,7 @@ def launch(
     """
     if reuse and (existing := find_running(folder, kind, model)) is not None:
         return Running(existing, None, reused=True)
+    prune_logs(folder)
     for attempt in range(2):  # a picked port can be taken before the server binds it: pick again once
         chosen = port or free_port()
         server_id = f"{kind}-{secrets.token_hex(3)}"

@@ -1,0 +1,129 @@
+"""Server state files and process identity: where they live, writing, listing, and "is that pid still it?".
+
+State lives in `<repo>/.fastcode/serve/` when the folder is inside a git repository (the nearest folder above it
+holding `.git`), else in `~/.cache/fastcode/serve/` ($XDG_CACHE_HOME respected). Each server has `<id>.json` (a
+`ServerState`) and `<id>.log` (its stdout and stderr); a `.gitignore` of `*` keeps both out of `git status`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from fastcode.launcher.binaries import cache_root
+
+
+@dataclass
+class ServerState:
+    """What a state file records about one running server."""
+
+    id: str
+    kind: str
+    """llama or vllm."""
+    model: str
+    """What identifies the model for reuse: the GGUF's absolute path, or the vLLM model name / path."""
+    served_name: str
+    """The model name requests use."""
+    port: int
+    pid: int
+    started: float
+    """Wall-clock start, seconds since the epoch."""
+    log: str
+    detached: bool
+    ephemeral: bool = False
+    """Started for one run and stopped at its end: never reused by another run."""
+    proc_start: str = ""
+    """The process's start time from /proc (guards against a recycled pid)."""
+    host: str = "127.0.0.1"
+    command: list[str] = field(default_factory=list)
+
+    @property
+    def root_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.root_url + "/v1"
+
+
+def state_dir(start: Path | None = None) -> Path:
+    """`<repo>/.fastcode/serve` inside a git repository, else `~/.cache/fastcode/serve`."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder / ".fastcode" / "serve"
+    return cache_root() / "serve"
+
+
+def prepare_dir(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    ignore = folder / ".gitignore"
+    if not ignore.exists():  # logs and state never show up in `git status`
+        ignore.write_text("*\n")
+
+
+def write_state(folder: Path, state: ServerState) -> Path:
+    prepare_dir(folder)
+    path = folder / f"{state.id}.json"
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(asdict(state), indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def remove_state(folder: Path, server_id: str) -> None:
+    (folder / f"{server_id}.json").unlink(missing_ok=True)
+
+
+def list_states(folder: Path) -> list[ServerState]:
+    """The servers recorded in `folder` whose process is still alive; state files of dead ones are removed."""
+    states = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        try:
+            state = ServerState(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            continue
+        if process_alive(state.pid, state.proc_start):
+            states.append(state)
+        else:
+            path.unlink(missing_ok=True)
+    return states
+
+
+def proc_stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()  # fields after the command name (which may hold spaces)
+
+
+def proc_start_time(pid: int) -> str:
+    stat = proc_stat(pid)
+    return stat[19] if stat and len(stat) > 19 else ""
+
+
+def process_alive(pid: int, proc_start: str = "") -> bool:
+    """True when `pid` runs (not a zombie) and, if `proc_start` is given, is still the same process."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    stat = proc_stat(pid)
+    if stat is None:
+        return not Path("/proc/self/stat").exists()  # no /proc at all: trust kill(0)
+    return stat[0] != "Z" and (not proc_start or stat[19] == proc_start)
+
+
+def prune_logs(folder: Path, keep: int = 10) -> None:
+    """Delete the logs of stopped servers beyond the newest `keep` (each run of the embedded model leaves one)."""
+    if not folder.is_dir():
+        return
+    stopped = [p for p in folder.glob("*.log") if not p.with_suffix(".json").exists()]
+    stopped.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in stopped[keep:]:
+        old.unlink(missing_ok=True)
