@@ -154,8 +154,12 @@ class Loaded(BaseModel):
         return self.sources.get(dotted, "default")
 
     def endpoint_configured(self) -> bool:
-        """True when anything but the shipped defaults set a model endpoint or an API key is present."""
-        if any(key.startswith("models.") and src != "default" for key, src in self.sources.items()):
+        """True when a layer other than the shipped defaults set a model's endpoint or name, or an API key is
+        present. Other model settings (`-c models.default.max_tokens=64`) do not count."""
+        if any(
+            key.startswith("models.") and key.endswith((".base_url", ".model")) and src != "default"
+            for key, src in self.sources.items()
+        ):
             return True
         return any(os.environ.get(p.api_key_env) for p in self.settings.models.values())
 

@@ -92,7 +92,9 @@ def test_cli_config_error_exits_2_with_one_line(tmp_path: Path, isolated_env) ->
 
 def test_no_endpoint_and_a_bad_local_server_path_exits_2_with_one_line(tmp_path: Path, isolated_env) -> None:
     result = run_cli(
-        ["exec", "x", "--repo", str(tmp_path), "-c", "local.llama_server='/nonexistent'"], cwd=tmp_path, env=isolated_env
+        ["exec", "x", "--repo", str(tmp_path), "-c", "local.llama_server='/nonexistent'"],
+        cwd=tmp_path,
+        env=isolated_env,
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "/nonexistent" in result.stderr
@@ -106,3 +108,10 @@ def test_config_show_prints_sources_and_masks_keys(tmp_path: Path, isolated_env)
     assert "max_steps = 9" in result.stdout and str(tmp_path / ".fastcode.toml") in result.stdout
     assert "sk-secret-value-1234" not in result.stdout
     assert "sk-…34" in result.stdout
+
+
+def test_only_an_endpoint_or_a_key_counts_as_configured(isolated_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not load_settings(None, overrides=["models.default.max_tokens=64"]).endpoint_configured()
+    assert load_settings(None, overrides=["models.default.base_url='http://h/v1'"]).endpoint_configured()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    assert load_settings(None).endpoint_configured()
