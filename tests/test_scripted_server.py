@@ -74,17 +74,13 @@ async def test_stream_content_and_two_tool_calls(serve: Callable[..., ScriptedSe
     chunks = [c async for c in stream]
     first = chunks[0].choices[0].delta
     assert first.role == "assistant" and not first.content and not first.tool_calls
-    content_deltas = [
-        c.choices[0].delta.content for c in chunks[1:] if c.choices and c.choices[0].delta.content
-    ]
+    content_deltas = [c.choices[0].delta.content for c in chunks[1:] if c.choices and c.choices[0].delta.content]
     assert len(content_deltas) > 2 and "".join(content_deltas) == "1. read\n2. fix it quickly"
     calls: dict[int, dict[str, str]] = {}
     for chunk in chunks:
         for tc in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
             if tc.id:
-                assert (
-                    tc.function and tc.function.name and tc.function.arguments == "" and tc.type == "function"
-                )
+                assert tc.function and tc.function.name and tc.function.arguments == "" and tc.type == "function"
                 calls[tc.index] = {"id": tc.id, "name": tc.function.name, "arguments": ""}
             else:
                 assert tc.function and tc.function.arguments and tc.function.name is None
@@ -105,9 +101,7 @@ async def test_plain_response(serve: Callable[..., ScriptedServer]) -> None:
     server = serve(TWO_CALLS)
     response = await client(server).chat.completions.create(**chat())
     message = response.choices[0].message
-    assert (
-        message.content == "1. read\n2. fix it quickly" and response.choices[0].finish_reason == "tool_calls"
-    )
+    assert message.content == "1. read\n2. fix it quickly" and response.choices[0].finish_reason == "tool_calls"
     assert message.tool_calls and [tc.function.name for tc in message.tool_calls] == [
         "read_file",
         "edit_file",
@@ -146,9 +140,7 @@ async def test_warmup_consumes_no_turn(serve: Callable[..., ScriptedServer]) -> 
 
 
 async def test_per_model_turns(serve: Callable[..., ScriptedServer]) -> None:
-    server = serve(
-        {"turns": [{"content": "A1", "model": "a"}, {"content": "B1", "model": "b"}, {"content": "any"}]}
-    )
+    server = serve({"turns": [{"content": "A1", "model": "a"}, {"content": "B1", "model": "b"}, {"content": "any"}]})
     api = client(server)
     b = await api.chat.completions.create(**chat(model="b"))
     a = await api.chat.completions.create(**chat(model="a"))
@@ -211,9 +203,7 @@ def test_health_auth_and_strict_models(serve: Callable[..., ScriptedServer]) -> 
     assert raw(server, "GET", "/health") == (200, b'{"status": "ok"}')
     status, data = raw(server, "POST", "/v1/chat/completions", chat())
     assert status == 401 and json.loads(data)["error"]["type"] == "authentication_error"
-    status, data = raw(
-        server, "POST", "/v1/chat/completions", chat(model="nope"), Authorization="Bearer sekret"
-    )
+    status, data = raw(server, "POST", "/v1/chat/completions", chat(model="nope"), Authorization="Bearer sekret")
     assert status == 404
     assert json.loads(data)["error"]["code"] == "model_not_found" and "`nope`" in data.decode()
     status, data = raw(
@@ -244,3 +234,30 @@ def test_cli_serves(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=5)
+
+
+def test_cache_completions_caches_the_answer_a_client_sends_back() -> None:
+    import json as _json
+    import urllib.request
+
+    from fastcode.testing.scripted_server import Latency, ScriptedServer
+
+    script = {"turns": [{"content": "hello there, a long enough answer"}, {"content": "second"}]}
+    tools: list = []
+    first = [{"role": "user", "content": "hi"}]
+
+    def post(server: ScriptedServer, messages: list) -> dict:
+        body = {"model": "m", "messages": messages, "tools": tools, "stream": False}
+        request = urllib.request.Request(server.base_url + "/chat/completions", data=_json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request) as response:
+            return _json.loads(response.read())
+
+    results = {}
+    for flag in (False, True):
+        with ScriptedServer(script, latency=Latency(cache_completions=flag)).start() as server:
+            answer = post(server, first)["choices"][0]["message"]
+            echoed = {"role": "assistant", "content": answer["content"]}
+            usage = post(server, [*first, echoed, {"role": "user", "content": "more"}])["usage"]
+            results[flag] = usage["prompt_tokens_details"]["cached_tokens"]
+    assert results[True] > results[False]

@@ -48,6 +48,9 @@ class Latency(BaseModel):
     """Completion tokens generated per second, spread over the streamed chunks."""
     cached_prefill_factor: float = 0.0
     """Cost of a cached prompt token relative to an uncached one (0 = free, 1 = no cache benefit)."""
+    cache_completions: bool = False
+    """Also cache each answer's own tokens, as self-hosted servers (llama.cpp, vLLM) keep them in the KV cache:
+    the next request re-sending that assistant message finds it cached. False models a prompt-only cache."""
 
 
 class ScriptedToolCall(BaseModel):
@@ -136,6 +139,16 @@ def canonical_prompt(body: dict[str, Any]) -> str:
     """The prompt as the fake tokenizer sees it: tools, then each message, as sorted compact JSON."""
     parts = [body.get("tools") or [], *(body.get("messages") or [])]
     return "".join(json.dumps(p, sort_keys=True, separators=(",", ":"), ensure_ascii=False) for p in parts)
+
+
+def _assistant_text(turn: Turn, calls: list[tuple[str, str, str]]) -> str:
+    """The answer as a client re-sends it in the next request's history (fastcode's and OpenAI's message shape)."""
+    message: dict[str, Any] = {"role": "assistant", "content": turn.content or None}
+    if calls:
+        message["tool_calls"] = [
+            {"id": cid, "type": "function", "function": {"name": name, "arguments": args}} for cid, name, args in calls
+        ]
+    return json.dumps(message, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -339,6 +352,8 @@ class ScriptedServer:
             answered = warmup or (turn is not None and turn.error is None)
             cached_chars = self._remember(model, prompt) if answered else 0
             calls = self._call_ids(turn) if answered else []
+            if answered and turn is not None and self.latency.cache_completions:
+                self._prompts[model].append(prompt + _assistant_text(turn, calls))
         if turn is None and not warmup:
             msg = f"scripted server: script exhausted ({served} requests served)"
             h.send_json(400, _error_body(400, msg, code="script_exhausted"))
