@@ -81,6 +81,8 @@ class AgentSection(_Section):
     """Run the read-only tool calls of one turn at once."""
     auto_test: bool = True
     """After an edit, run the known test command and append the result, saving a model call."""
+    summarize_on_stop: bool = True
+    """When the step limit stops a run that changed files, one more call (route `summarize`) summarizes it."""
     max_retries: int = Field(default=4, ge=0)
     """Retries on connection errors, 429 and 5xx before giving up (exit 3)."""
     tool_output_chars: int = Field(default=20_000, ge=1000)

@@ -170,7 +170,21 @@ class Session:
             emit(StepFinished, step=step, ms=round((time.perf_counter() - step_start) * 1000, 2))
             if finished := next((o for o in outcomes if o.call.name == "finish" and o.ok), None):
                 return "finished", finished.output, step
-        return "max_steps", "", agent.max_steps
+        summary = (
+            await self._summarize(emit, agent.max_steps + 1) if state.edited_ever and agent.summarize_on_stop else ""
+        )
+        return "max_steps", summary, agent.max_steps
+
+    async def _summarize(self, emit: Emitter, step: int) -> str:
+        """Out of steps after changing files: one call on the `summarize` route says what was done and what is left."""
+        self.messages.append(msg.user(render("summarize")))
+        emit(StepStarted, step=step, route="summarize")
+        started = time.perf_counter()
+        result = await self._call("summarize", step, emit)
+        self.messages.append(msg.assistant(result.content, result.tool_calls))
+        self.messages.extend(msg.unanswered(self.messages, "not run: the step limit was reached"))
+        emit(StepFinished, step=step, ms=round((time.perf_counter() - started) * 1000, 2))
+        return result.content.strip()
 
     async def _call(self, kind: str, step: int, emit: Emitter) -> CallResult:
         name, profile = self.settings.profile(kind)

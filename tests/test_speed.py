@@ -124,3 +124,18 @@ def test_prefix_tracker_flags_a_rewritten_history() -> None:
     assert broke
     _, broke = tracker.check("other", tools, history)
     assert not broke  # per model
+
+
+async def test_out_of_steps_after_an_edit_gets_a_summary(tmp_path, isolated_env, scripted) -> None:
+    (tmp_path / "a.txt").write_text("one\n")
+    edit = {"tool_calls": [{"name": "edit_file", "arguments": {"path": "a.txt", "old": "one", "new": "two"}}]}
+    script = {"turns": [edit, {"tool_calls": [{"name": "read_file", "arguments": {"path": "a.txt"}}]},
+                        {"content": "Changed one to two; nothing left."}]}  # fmt: skip
+    server = scripted(script)
+    events = await _collect(_session(tmp_path, *_endpoint(server.base_url), "agent.max_steps=2"), "change it")
+    final = events[-1]
+    assert final.status == "max_steps" and final.exit_code == 1
+    assert final.summary == "Changed one to two; nothing left."
+    calls = [e for e in events if e.type == "model_call_finished" and not e.warmup]
+    assert [c.route for c in calls] == ["plan", "act", "summarize"]
+    assert "step limit" in _real(server.requests)[-1]["messages"][-1]["content"]

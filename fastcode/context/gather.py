@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fastcode.context.repomap import DefinitionCache, build_repo_map, task_terms
+from fastcode.context.repomap import DefinitionCache, build_repo_map, changed_files, task_terms
 from fastcode.context.testcmd import run_tests
 from fastcode.events import PhaseFinished, PhaseStarted, TestsRun
 from fastcode.tools.files import numbered, split_lines
@@ -162,13 +162,14 @@ def _definitions_named(root: Path, names: set[str], skip: set[str]) -> list[str]
 
 async def _map(session: Session, task: str) -> list[Section]:
     mentioned = set(_MENTIONED_FILE.findall(task))
+    changed = await asyncio.to_thread(changed_files, session.root)
     text = await asyncio.to_thread(
         build_repo_map,
         session.root,
         task,
         budget_tokens=session.settings.context.repo_map_tokens,
         mentioned=mentioned,
-        changed=set(),
+        changed=changed,
     )
     return [Section("repo map (definitions of the most relevant files)", text)] if text else []
 

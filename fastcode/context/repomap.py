@@ -52,6 +52,17 @@ def list_files(root: Path) -> list[str]:
     return sorted(f for f in files if not f.startswith(STATE_DIR + "/"))[:MAX_FILES]
 
 
+def changed_files(root: Path) -> set[str]:
+    """Files modified or added in the working tree (git status), which the task most likely concerns."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "-z", "--untracked-files=all"], cwd=root,
+                             capture_output=True, timeout=10, check=True).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    entries = out.decode("utf-8", "replace").split("\0")
+    return {entry[3:] for entry in entries if len(entry) > 3 and not entry[3:].startswith(STATE_DIR + "/")}
+
+
 class DefinitionCache:
     """path -> (mtime, size, definitions), persisted under .fastcode/."""
 
