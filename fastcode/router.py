@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fastcode.context.testcmd import run_tests
-from fastcode.events import Escalated, TestsRun
+from fastcode.context.testcmd import run_tests_traced
+from fastcode.events import Escalated
 from fastcode.messages import user
 from fastcode.prompts import render
 from fastcode.tool_exec import CallOutcome
@@ -82,15 +82,8 @@ class Router:
         command = session.test_command()
         if not command:
             return
-        result = await run_tests(command, session.root, timeout_s=min(300.0, self.settings.agent.timeout_s))
-        emit(
-            TestsRun,
-            command=command,
-            exit_code=result.exit_code,
-            passed=result.passed,
-            ms=result.ms,
-            output_tail=result.output[-2000:],
-        )
+        timeout_s = min(300.0, self.settings.agent.timeout_s)
+        result = await run_tests_traced(command, session.root, emit, timeout_s=timeout_s)
         state.observe_tests(result.passed, result.output)
         session.messages.append(
             user(

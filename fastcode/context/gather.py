@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastcode.context.repomap import DefinitionCache, build_repo_map, changed_files, task_terms
-from fastcode.context.testcmd import run_tests
-from fastcode.events import PhaseFinished, PhaseStarted, TestsRun
+from fastcode.context.testcmd import run_tests_traced
+from fastcode.events import PhaseFinished, PhaseStarted
 from fastcode.tools.files import numbered, split_lines
 from fastcode.tools.shell import run_command
 
@@ -111,16 +111,8 @@ def _repo_file(root: Path, path: str) -> str | None:
 
 
 async def _tests(session: Session, command: str, emit: Emitter) -> list[Section]:
-    result = await run_tests(command, session.root, timeout_s=session.settings.context.deadline_s)
+    result = await run_tests_traced(command, session.root, emit, timeout_s=session.settings.context.deadline_s)
     output = result.output[-TEST_OUTPUT_CHARS:]
-    emit(
-        TestsRun,
-        command=command,
-        exit_code=result.exit_code,
-        passed=result.passed,
-        ms=result.ms,
-        output_tail=output[-2000:],
-    )
     sections = [Section(f"test run: `{command}` exited {result.exit_code}", f"```\n{output}\n```")]
     if result.passed:
         return sections

@@ -7,8 +7,13 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from fastcode.events import TestsRun
 from fastcode.tools.shell import run_command
+
+if TYPE_CHECKING:
+    from fastcode.emitter import Emitter
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,14 @@ def detect_test_command(root: Path) -> str | None:
         # `python -m pytest` puts the repo root on sys.path, as a project's own imports usually expect.
         return f"{'python' if shutil.which('python') else 'python3'} -m pytest -x -q"
     return None
+
+
+async def run_tests_traced(command: str, root: Path, emit: Emitter, *, timeout_s: float) -> TestResult:
+    """Run the tests and put a TestsRun event (with the output's tail) in the trace."""
+    result = await run_tests(command, root, timeout_s=timeout_s)
+    emit(TestsRun, command=command, exit_code=result.exit_code, passed=result.passed, ms=result.ms,
+         output_tail=result.output[-2000:])  # fmt: skip
+    return result
 
 
 async def run_tests(command: str, root: Path, *, timeout_s: float = 300.0, max_chars: int = 12_000) -> TestResult:
