@@ -74,9 +74,7 @@ class UndoRefused(UndoError):
 
     def __init__(self, files: list[str]) -> None:
         self.files = files
-        super().__init__(
-            f"edited since the run, undo would overwrite them (force to override): {', '.join(files)}"
-        )
+        super().__init__(f"edited since the run, undo would overwrite them (force to override): {', '.join(files)}")
 
 
 class AlreadyUndone(UndoError):
@@ -155,9 +153,7 @@ class Checkpointer:
                 with contextlib.suppress(GitError):  # the trees are what undo needs; the ref is for people
                     after["sha"] = self._git.commit(tree, before["sha"], after["ref"])
                 self._meta["after"] = after
-                files = [
-                    {"path": c.path, "status": c.status} for c in self._git.changes(before["tree"], tree)
-                ]
+                files = [{"path": c.path, "status": c.status} for c in self._git.changes(before["tree"], tree)]
                 diff = self._git.patch(before["tree"], tree) if files else b""
             elif self._meta["checkpointed"] and self._copy is not None:
                 changes, text = self._copy.changes()
@@ -240,18 +236,14 @@ def undo(root: Path, run_dir: Path, *, force: bool = False) -> UndoResult:
         raise AlreadyUndone(f"run {meta['run_id']} was already undone at {meta['undone']['at']}")
     if not meta.get("finished"):
         if not force:
-            raise UndoError(
-                f"run {meta['run_id']} did not finish; force to restore its checkpoint over the files"
-            )
+            raise UndoError(f"run {meta['run_id']} did not finish; force to restore its checkpoint over the files")
         resumed = Checkpointer._resume(root, run_dir, meta)
         resumed.finish()
         meta = resumed._meta
     result = UndoResult([], [])
     if meta["checkpointed"] and meta["files"]:
         result = (
-            _undo_git(root, run_dir, meta, force)
-            if meta["mode"] == "git"
-            else _undo_copy(root, run_dir, meta, force)
+            _undo_git(root, run_dir, meta, force) if meta["mode"] == "git" else _undo_copy(root, run_dir, meta, force)
         )
     if meta.get("commands_without_git"):
         n = meta["commands_without_git"]

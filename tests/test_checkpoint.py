@@ -57,9 +57,7 @@ def repo(tmp_path: Path) -> Path:
 
 def user_state(root: Path) -> dict[str, object]:
     """Everything a checkpoint must leave alone: HEAD, the branch, the index, status and the .gitignore."""
-    head = subprocess.run(
-        ["git", "rev-parse", "-q", "--verify", "HEAD"], cwd=root, capture_output=True, text=True
-    )
+    head = subprocess.run(["git", "rev-parse", "-q", "--verify", "HEAD"], cwd=root, capture_output=True, text=True)
     return {
         "head": head.stdout,
         "branch": git(root, "symbolic-ref", "HEAD"),

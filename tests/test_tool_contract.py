@@ -39,9 +39,7 @@ def test_schemas_are_stable_ordered_and_title_free() -> None:
 
 
 def test_required_arguments() -> None:
-    required = {
-        s["function"]["name"]: s["function"]["parameters"].get("required", []) for s in tool_schemas()
-    }
+    required = {s["function"]["name"]: s["function"]["parameters"].get("required", []) for s in tool_schemas()}
     assert required == {
         "read_file": ["path"],
         "search": ["pattern"],

@@ -45,8 +45,7 @@ async def test_read_range_and_crlf(repo: Path, ctx: ToolContext) -> None:
     (repo / "w.txt").write_bytes(b"one\r\ntwo\r\nthree\r\nfour\r\n")
     out = await call(ctx, "read_file", path="w.txt", start_line=2, end_line=3)
     assert out == (
-        "   2| two\n   3| three\n"
-        "[... file has 4 lines; showing 2-3. Call read_file with start_line=4 to read more.]"
+        "   2| two\n   3| three\n[... file has 4 lines; showing 2-3. Call read_file with start_line=4 to read more.]"
     )
 
 
@@ -56,9 +55,7 @@ async def test_read_long_file_is_cut_with_a_note(repo: Path, ctx: ToolContext) -
     lines = out.splitlines()
     assert lines[0] == "   1| line 1"
     assert lines[399] == " 400| line 400"
-    assert lines[-1] == (
-        "[... file has 1234 lines; showing 1-400. Call read_file with start_line=401 to read more.]"
-    )
+    assert lines[-1] == ("[... file has 1234 lines; showing 1-400. Call read_file with start_line=401 to read more.]")
     tail = await call(ctx, "read_file", path="big.txt", start_line=1200)
     assert tail.splitlines()[0] == "1200| line 1200"
     assert tail.splitlines()[-1] == "1234| line 1234"
@@ -147,10 +144,7 @@ async def test_write_creates_with_parents_then_overwrites(
     assert result.output == "created pkg/sub/new.py (2 lines)"
     assert result.changed_files == ["pkg/sub/new.py"]
     assert (repo / "pkg/sub/new.py").read_text() == "a\nb\n"
-    assert (
-        await call(ctx, "write_file", path="pkg/sub/new.py", content="c")
-        == "overwrote pkg/sub/new.py (1 lines)"
-    )
+    assert await call(ctx, "write_file", path="pkg/sub/new.py", content="c") == "overwrote pkg/sub/new.py (1 lines)"
     assert (repo / "pkg/sub/new.py").read_text() == "c"
     assert writes == [repo.resolve() / "pkg/sub/new.py"] * 2
     assert sorted(p.name for p in (repo / "pkg/sub").iterdir()) == ["new.py"]  # no temp files left
@@ -181,9 +175,7 @@ async def test_write_onto_a_directory_is_refused(repo: Path, ctx: ToolContext) -
 # ---- edit_file
 
 
-async def test_edit_replaces_once_and_shows_a_snippet(
-    repo: Path, ctx: ToolContext, writes: list[Path | None]
-) -> None:
+async def test_edit_replaces_once_and_shows_a_snippet(repo: Path, ctx: ToolContext, writes: list[Path | None]) -> None:
     (repo / "m.py").write_text("".join(f"line{i}\n" for i in range(1, 11)))
     result = await execute("edit_file", json.dumps({"path": "m.py", "old": "line5\n", "new": "five\n"}), ctx)
     assert result.changed_files == ["m.py"]
@@ -195,9 +187,7 @@ async def test_edit_replaces_once_and_shows_a_snippet(
     assert writes == [repo.resolve() / "m.py"]
 
 
-async def test_edit_not_found_gives_the_closest_line(
-    repo: Path, ctx: ToolContext, writes: list[Path | None]
-) -> None:
+async def test_edit_not_found_gives_the_closest_line(repo: Path, ctx: ToolContext, writes: list[Path | None]) -> None:
     (repo / "m.py").write_text("def f():\n    return compute(1, 2)\n")
     with pytest.raises(ToolError) as err:
         await call(ctx, "edit_file", path="m.py", old="return compute(1,2)", new="return 0")
@@ -212,9 +202,7 @@ async def test_edit_not_unique_then_replace_all(repo: Path, ctx: ToolContext) ->
     (repo / "m.py").write_text("x = 1\ny = 2\nx = 1\n")
     with pytest.raises(ToolError) as err:
         await call(ctx, "edit_file", path="m.py", old="x = 1", new="x = 3")
-    assert str(err.value) == (
-        "old text occurs 2 times in m.py (lines 1, 3); pass more context or replace_all=true"
-    )
+    assert str(err.value) == ("old text occurs 2 times in m.py (lines 1, 3); pass more context or replace_all=true")
     out = await call(ctx, "edit_file", path="m.py", old="x = 1", new="x = 3", replace_all=True)
     assert out.startswith("edited m.py: 2 replacements; the first one:\n   1| x = 3")
     assert (repo / "m.py").read_text() == "x = 3\ny = 2\nx = 3\n"

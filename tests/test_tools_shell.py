@@ -66,9 +66,7 @@ async def test_huge_output_stays_bounded(repo: Path) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 5_000_000
-    assert out.startswith(
-        "exit code 0\n[... 49996000 bytes of earlier output dropped; showing the end]\ny\ny"
-    )
+    assert out.startswith("exit code 0\n[... 49996000 bytes of earlier output dropped; showing the end]\ny\ny")
     assert len(out) < 4_200
 
 

@@ -64,9 +64,7 @@ def _missing_message(path: str, target: Path) -> str:
 def check_text(data: bytes, shown: str) -> None:
     """Refuse binary content (a NUL byte near the start)."""
     if b"\x00" in data[:_BINARY_SNIFF]:
-        raise ToolError(
-            f"{shown} looks like a binary file ({len(data)} bytes); these tools work on text only"
-        )
+        raise ToolError(f"{shown} looks like a binary file ({len(data)} bytes); these tools work on text only")
 
 
 def split_lines(text: str) -> list[str]:
@@ -125,9 +123,7 @@ def _is_crlf(text: str) -> bool:
 class ReadFileArgs(ToolArgs):
     path: str = Field(description="File path, relative to the repository root.")
     start_line: int | None = Field(None, ge=1, description="First line to show (1-based). Default 1.")
-    end_line: int | None = Field(
-        None, ge=1, description=f"Last line to show, inclusive. Default: {MAX_LINES} lines."
-    )
+    end_line: int | None = Field(None, ge=1, description=f"Last line to show, inclusive. Default: {MAX_LINES} lines.")
 
 
 @register
@@ -175,9 +171,7 @@ class ReadFile:
 
 
 class WriteFileArgs(ToolArgs):
-    path: str = Field(
-        description="File path, relative to the repository root. Parent directories are created."
-    )
+    path: str = Field(description="File path, relative to the repository root. Parent directories are created.")
     content: str = Field(description="The complete new content of the file.")
 
 
@@ -185,8 +179,7 @@ class WriteFileArgs(ToolArgs):
 class WriteFile:
     name: ClassVar[str] = "write_file"
     description: ClassVar[str] = (
-        "Create a file, or overwrite one with new complete content. For changes to an existing file prefer "
-        "edit_file."
+        "Create a file, or overwrite one with new complete content. For changes to an existing file prefer edit_file."
     )
     Args: ClassVar[type[ToolArgs]] = WriteFileArgs
     read_only: ClassVar[bool] = False
@@ -261,8 +254,7 @@ class EditFile:
             lines = _occurrence_lines(text, old)
             listed = ", ".join(map(str, lines[:10])) + (", ..." if len(lines) > 10 else "")
             raise ToolError(
-                f"old text occurs {count} times in {shown} (lines {listed}); "
-                "pass more context or replace_all=true"
+                f"old text occurs {count} times in {shown} (lines {listed}); pass more context or replace_all=true"
             )
         first = text.index(old)
         updated = text.replace(old, new) if args.replace_all else text.replace(old, new, 1)

@@ -10,17 +10,13 @@ from fastcode.tools.base import ToolArgs, ToolContext, ToolResult, register
 
 
 class FinishArgs(ToolArgs):
-    summary: str = Field(
-        description="What was done (files changed, tests run) or why the task cannot be done."
-    )
+    summary: str = Field(description="What was done (files changed, tests run) or why the task cannot be done.")
 
 
 @register
 class Finish:
     name: ClassVar[str] = "finish"
-    description: ClassVar[str] = (
-        "Call when the task is complete (or cannot be completed), with a short summary."
-    )
+    description: ClassVar[str] = "Call when the task is complete (or cannot be completed), with a short summary."
     Args: ClassVar[type[ToolArgs]] = FinishArgs
     read_only: ClassVar[bool] = False
 

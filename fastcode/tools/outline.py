@@ -45,11 +45,7 @@ class Outline:
 
 
 def _encloses(outer: Definition, inner: Definition) -> bool:
-    return (
-        inner.parent == outer.name
-        and outer.start_line <= inner.start_line
-        and inner.end_line <= outer.end_line
-    )
+    return inner.parent == outer.name and outer.start_line <= inner.start_line and inner.end_line <= outer.end_line
 
 
 def format_outline(header: str, found: list[Definition], budget: int) -> str:

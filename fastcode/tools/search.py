@@ -74,9 +74,7 @@ def _scan(command: list[str], root: Path, limit: int) -> _Scan:
     """Run rg, keeping at most `limit` matches; blocking, so call it in a thread."""
     scan = _Scan()
     with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(
-            command, cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors
-        )
+        proc = subprocess.Popen(command, cwd=root, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
         assert proc.stdout is not None
         try:
             for raw in proc.stdout:
@@ -101,9 +99,7 @@ def _scan(command: list[str], root: Path, limit: int) -> _Scan:
 class SearchArgs(ToolArgs):
     pattern: str = Field(description="Regular expression (Rust regex syntax; escape ( [ . * etc. with \\).")
     path: str = Field(".", description="File or directory to search, relative to the repository root.")
-    glob: str | None = Field(
-        None, description="Only files matching this glob, e.g. '*.py'; '!*.md' excludes."
-    )
+    glob: str | None = Field(None, description="Only files matching this glob, e.g. '*.py'; '!*.md' excludes.")
     max_results: int = Field(50, ge=1, le=1000, description="Stop after this many matching lines.")
 
 
@@ -158,9 +154,7 @@ def _format(scan: _Scan, root: Path, max_results: int, budget: int) -> str:
         out.append(entry)
         used += len(entry) + 1
     if scan.truncated:
-        out.append(
-            f"[... stopped at {max_results} matches; narrow the pattern, path or glob, or raise max_results]"
-        )
+        out.append(f"[... stopped at {max_results} matches; narrow the pattern, path or glob, or raise max_results]")
     if scan.returncode == 2 and scan.stderr:
         out.append(f"[some files could not be searched: {scan.stderr.splitlines()[0]}]")
     return "\n".join(out)

@@ -153,9 +153,7 @@ async def run_command(
 
 
 class RunArgs(ToolArgs):
-    command: str = Field(
-        description="Shell command, run with /bin/sh -c in the repository root; stdin is empty."
-    )
+    command: str = Field(description="Shell command, run with /bin/sh -c in the repository root; stdin is empty.")
     timeout_s: int = Field(120, ge=1, le=3600, description="Kill the command after this many seconds.")
 
 
