@@ -1,8 +1,8 @@
 """The scripted OpenAI-compatible server: real HTTP on 127.0.0.1 for tests and benchmarks.
 
-Owns the script format (`Script`, `Turn`, `ScriptedToolCall`, `Latency`), the `/v1/chat/completions`,
-`/v1/models` and `/health` endpoints, plain and streamed (SSE) answers, and a fake prefix cache with a latency
-model, so traces show realistic TTFT, cached tokens and decode rates. Standard library and pydantic only:
+Serves `/v1/chat/completions` (plain and SSE), `/v1/models` and `/health`, playing a script
+(`fastcode.testing.script`) through a fake prefix cache and a latency model, so traces show realistic TTFT,
+cached tokens and decode rates. Standard library and pydantic only:
 importing it never pulls in openai or httpx. `python -m fastcode.testing.scripted_server --script FILE` serves
 in the foreground.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastcode.testing.script import Latency, Script, Turn
 
 CHARS_PER_TOKEN = 4
 """The fake tokenizer: every 4 characters of canonical JSON is one token."""
@@ -33,106 +33,6 @@ _ERROR_TYPES = {
     404: "not_found_error",
     429: "rate_limit_error",
 }
-
-
-class Latency(BaseModel):
-    """How slow the fake model is. The defaults answer at once, so unit tests stay fast."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    ttft_ms: float = 0.0
-    """Fixed delay before the first content or tool chunk, in milliseconds (prefill comes on top)."""
-    prefill_tps: float = 1e9
-    """Prompt tokens processed per second; each uncached prompt token costs 1/prefill_tps seconds."""
-    decode_tps: float = 1e9
-    """Completion tokens generated per second, spread over the streamed chunks."""
-    cached_prefill_factor: float = 0.0
-    """Cost of a cached prompt token relative to an uncached one (0 = free, 1 = no cache benefit)."""
-    cache_completions: bool = False
-    """Also cache each answer's own tokens, as self-hosted servers (llama.cpp, vLLM) keep them in the KV cache:
-    the next request re-sending that assistant message finds it cached. False models a prompt-only cache."""
-
-
-class ScriptedToolCall(BaseModel):
-    """One tool call the fake model makes."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    """Function name."""
-    arguments: dict[str, Any] | str = Field(default_factory=dict)
-    """An object (sent as `json.dumps`) or a raw string sent verbatim (e.g. invalid JSON)."""
-
-    def arguments_text(self) -> str:
-        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
-
-
-class ScriptedError(BaseModel):
-    """An HTTP error answer instead of a completion."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    status: int = 500
-    """HTTP status code."""
-    message: str = "scripted error"
-    """`error.message` in the body."""
-    type: str | None = None
-    """`error.type`; derived from the status when omitted."""
-    code: str | None = None
-    """`error.code`."""
-
-
-class Turn(BaseModel):
-    """One scripted answer, consumed by one real (non-warm-up) request."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    content: str = ""
-    """Assistant text."""
-    reasoning: str = ""
-    """Reasoning text, sent as `reasoning_content` (llama.cpp / DeepSeek style) before the content."""
-    tool_calls: list[ScriptedToolCall] = []
-    """Tool calls, after the content."""
-    error: ScriptedError | None = None
-    """When set, answer with this HTTP error instead."""
-    model: str | None = None
-    """Only a request for this model name consumes the turn; None matches any request."""
-    finish_reason: str | None = None
-    """Override; default "tool_calls" when there are tool calls, else "stop"."""
-
-
-class Script(BaseModel):
-    """What the fake model says, in order."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = "scripted-model"
-    """Model name listed on /v1/models (per-turn model names are listed too)."""
-    latency: Latency = Field(default_factory=Latency)
-    """The latency model; the server's `latency=` argument overrides it."""
-    turns: list[Turn] = []
-    """Answers, consumed in order by matching requests."""
-    strict_models: bool = False
-    """Answer 404 model_not_found to requests for models not listed."""
-    require_api_key: str | None = None
-    """When set, requests without `Authorization: Bearer <key>` get 401."""
-
-    @classmethod
-    def load(cls, source: Script | dict[str, Any] | str | Path) -> Script:
-        """A script from a model, a dict, JSON text, a JSON file, or a directory holding `script.json`."""
-        if isinstance(source, Script):
-            return source
-        if isinstance(source, dict):
-            return cls.model_validate(source)
-        if isinstance(source, str) and source.lstrip().startswith("{"):
-            return cls.model_validate_json(source)
-        path = Path(source)
-        if path.is_dir():
-            path = path / "script.json"
-        return cls.model_validate_json(path.read_text(encoding="utf-8"))
-
-    def model_names(self) -> list[str]:
-        return list(dict.fromkeys([self.model, *(t.model for t in self.turns if t.model)]))
 
 
 def canonical_prompt(body: dict[str, Any]) -> str:
