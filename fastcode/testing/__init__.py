@@ -1,14 +1,7 @@
 """Test and benchmark helpers shipped with the package: the scripted OpenAI-compatible server."""
 
-from fastcode.testing.scripted_server import (
-    Latency,
-    Script,
-    ScriptedError,
-    ScriptedServer,
-    ScriptedToolCall,
-    Turn,
-    canonical_prompt,
-)
+from fastcode.testing.script import Latency, Script, ScriptedError, ScriptedToolCall, Turn
+from fastcode.testing.scripted_server import ScriptedServer, canonical_prompt
 
 __all__ = [
     "Latency",
