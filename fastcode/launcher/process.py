@@ -171,11 +171,12 @@ def stop_group(pid: int, *, proc: subprocess.Popen[bytes] | None = None, grace_s
         if proc is not None:
             proc.poll()  # reap the leader, or it stays a zombie member of the group
         if not _group_alive(pid):
-            return
+            break
         time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    if proc is not None:
+    else:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    if proc is not None:  # the leader may have exited just after the last poll: reap it
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=5)
 
