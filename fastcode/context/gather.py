@@ -9,6 +9,7 @@ Each source is a phase in the trace (`gather.git`, `gather.map`, …) inside the
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -64,6 +65,8 @@ async def _git(root: Path) -> list[Section]:
         run_command("git status --short --branch", root, timeout_s=10, max_chars=3000),
         run_command("git diff --stat HEAD -- . ':(exclude).fastcode' 2>/dev/null", root, timeout_s=10, max_chars=2000),
     )
+    # .fastcode/ is excluded from git by the checkpointer, which may not have run yet: never show it.
+    status = "\n".join(line for line in status.splitlines() if ".fastcode/" not in line)
     return [Section("git status", f"{status}\n{diff if diff != '(no output)' else ''}")]
 
 
@@ -76,19 +79,13 @@ async def _search(session: Session, task: str) -> list[Section]:
 
     async def one(term: str) -> str:
         try:
-            result = await execute("search", _json({"pattern": re.escape(term), "max_results": 8}), ctx)
+            result = await execute("search", json.dumps({"pattern": re.escape(term), "max_results": 8}), ctx)
         except ToolError:
             return ""
         return f"`{term}`:\n{result.output}" if not result.output.startswith("no matches") else ""
 
     hits = [h for h in await asyncio.gather(*(one(t) for t in wanted)) if h]
     return [Section("search hits for the task's identifiers", "\n".join(hits))] if hits else []
-
-
-def _json(data: dict) -> str:
-    import json
-
-    return json.dumps(data)
 
 
 def _file_excerpt(root: Path, rel: str, around: tuple[int, int] | None = None) -> str:
