@@ -38,6 +38,7 @@ async def test_first_call_already_sees_the_failure_and_the_code(tmp_path, isolat
     assert "assert [3] == [3, 5, 7]" in first_user or "assert moving_sum" in first_user
     assert "def moving_sum(values, window):" in first_user  # the function named on the failing line
     assert "test_stats.py" in first_user
+    assert ".fastcode" not in first_user  # fastcode's own state never leaks into the context
     phases = {e.name for e in events if e.type == "phase_finished"}
     assert {"gather", "gather.git", "gather.map", "gather.search", "gather.tests"} <= phases
     # Two model calls: edit in the first, the engine runs the tests itself, then finish.
