@@ -21,10 +21,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from fastcode.testing.answer import Answer
 from fastcode.testing.script import Latency, Script, Turn
 
-CHARS_PER_TOKEN = 4
-"""The fake tokenizer: every 4 characters of canonical JSON is one token."""
 _KEPT_PROMPTS = 32
 _ERROR_TYPES = {
     400: "invalid_request_error",
@@ -64,10 +63,6 @@ def _common_prefix(a: str, b: str) -> int:
 def _error_body(status: int, message: str, type_: str | None = None, code: str | None = None) -> dict[str, Any]:
     kind = type_ or _ERROR_TYPES.get(status, "server_error")
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
-
-
-def _pieces(text: str) -> list[str]:
-    return [text[i : i + CHARS_PER_TOKEN] for i in range(0, len(text), CHARS_PER_TOKEN)]
 
 
 class _Server(ThreadingHTTPServer):
@@ -261,7 +256,7 @@ class ScriptedServer:
             err = turn.error
             h.send_json(err.status, _error_body(err.status, err.message, err.type, err.code))
         else:
-            _Answer(self, h, body, model, turn, calls, prompt, cached_chars, t0, served + 1).send()
+            Answer(self.latency, self.flavor, h, body, model, turn, calls, prompt, cached_chars, t0, served + 1).send()
 
     # state (callers hold the lock)
 
@@ -286,145 +281,6 @@ class ScriptedServer:
             self._calls += 1
             calls.append((f"call_{self._calls}", call.name, call.arguments_text()))
         return calls
-
-
-class _Answer:
-    """One completion: its usage, timings, and the plain or SSE response."""
-
-    def __init__(
-        self,
-        server: ScriptedServer,
-        h: _Handler,
-        body: dict[str, Any],
-        model: str,
-        turn: Turn | None,
-        calls: list[tuple[str, str, str]],
-        prompt: str,
-        cached_chars: int,
-        t0: float,
-        serial: int,
-    ) -> None:
-        self.h, self.body, self.model, self.calls, self.t0 = h, body, model, calls, t0
-        self.flavor = server.flavor
-        self.content = turn.content if turn else ""
-        self.reasoning = turn.reasoning if turn else ""
-        default_finish = "length" if turn is None else "tool_calls" if calls else "stop"
-        self.finish = (turn.finish_reason if turn else None) or default_finish
-        self.id = f"chatcmpl-scripted-{serial}"
-        self.created = int(time.time())
-        prompt_tokens = max(1, len(prompt) // CHARS_PER_TOKEN)
-        cached = min(cached_chars // CHARS_PER_TOKEN, prompt_tokens)
-        out_chars = len(self.content) + len(self.reasoning) + sum(len(a) for _, _, a in calls)
-        completion = max(1, out_chars // CHARS_PER_TOKEN)
-        lat = server.latency
-        prefill_tokens = prompt_tokens - cached + cached * lat.cached_prefill_factor
-        self.prefill_s = lat.ttft_ms / 1000 + prefill_tokens / lat.prefill_tps
-        self.decode_s = completion / lat.decode_tps
-        self.usage: dict[str, Any] = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion,
-            "total_tokens": prompt_tokens + completion,
-            "prompt_tokens_details": {"cached_tokens": cached},
-        }
-        self.timings = {
-            "cache_n": cached,
-            "prompt_n": prompt_tokens - cached,
-            "prompt_ms": self.prefill_s * 1000,
-            "predicted_n": completion,
-            "predicted_ms": self.decode_s * 1000,
-            "predicted_per_second": lat.decode_tps,
-            "prompt_per_second": (prompt_tokens - cached) / self.prefill_s if self.prefill_s else 0.0,
-        }
-
-    def send(self) -> None:
-        try:
-            self._stream() if self.body.get("stream") else self._plain()
-        except (BrokenPipeError, ConnectionResetError):
-            self.h.close_connection = True  # the client went away mid-answer
-
-    def _sleep_until(self, t: float) -> None:
-        if (delay := t - time.perf_counter()) > 0:
-            time.sleep(delay)
-
-    def _plain(self) -> None:
-        content = self.content or (None if self.calls else "")
-        message: dict[str, Any] = {"role": "assistant", "content": content}
-        if self.reasoning:
-            message["reasoning_content"] = self.reasoning
-        if self.calls:
-            message["tool_calls"] = [
-                {"id": i, "type": "function", "function": {"name": n, "arguments": a}} for i, n, a in self.calls
-            ]
-        payload = {
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": self.finish, "logprobs": None}],
-            "usage": self.usage,
-        }
-        if self.flavor == "llamacpp":
-            payload["timings"] = self.timings
-        self._sleep_until(self.t0 + self.prefill_s + self.decode_s)
-        self.h.send_json(200, payload)
-
-    def _deltas(self) -> list[dict[str, Any]]:
-        deltas: list[dict[str, Any]] = [{"reasoning_content": p} for p in _pieces(self.reasoning)]
-        deltas += [{"content": p} for p in _pieces(self.content)]
-        for index, (call_id, name, args) in enumerate(self.calls):
-            head = {
-                "index": index,
-                "id": call_id,
-                "type": "function",
-                "function": {"name": name, "arguments": ""},
-            }
-            deltas.append({"tool_calls": [head]})
-            deltas += [{"tool_calls": [{"index": index, "function": {"arguments": p}}]} for p in _pieces(args)]
-        return deltas
-
-    def _chunk(self, delta: dict[str, Any] | None, finish: str | None = None) -> dict[str, Any]:
-        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]
-        chunk = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-        }
-        return chunk | {"choices": choices}
-
-    def _stream(self) -> None:
-        h = self.h
-        include_usage = bool((self.body.get("stream_options") or {}).get("include_usage"))
-        h.send_response(200)
-        h.send_header("Content-Type", "text/event-stream")
-        h.send_header("Cache-Control", "no-cache")
-        h.send_header("Connection", "close")
-        h.end_headers()
-        h.close_connection = True
-
-        def emit(chunk: dict[str, Any]) -> None:
-            if include_usage and "usage" not in chunk:
-                chunk["usage"] = None
-            h.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-            h.wfile.flush()
-
-        emit(self._chunk({"role": "assistant", "content": ""}))  # role only: not a token
-        deltas = self._deltas()
-        first = self.t0 + self.prefill_s
-        step = self.decode_s / max(1, len(deltas))
-        for k, delta in enumerate(deltas):
-            self._sleep_until(first + k * step)
-            emit(self._chunk(delta))
-        self._sleep_until(first + self.decode_s)
-        final = self._chunk({}, self.finish)
-        if include_usage:
-            emit(final)
-            final = self._chunk(None) | {"usage": self.usage}
-        if self.flavor == "llamacpp":
-            final["timings"] = self.timings
-        emit(final)
-        h.wfile.write(b"data: [DONE]\n\n")
-        h.wfile.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
