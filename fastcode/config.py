@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
-from fastcode.resources import data_dir
+from fastcode.resources import data_dir, user_config_path
 
 STEP_KINDS = ("plan", "act", "edit", "verify", "summarize", "escalate")
 
@@ -164,11 +164,6 @@ class Loaded(BaseModel):
         ):
             return True
         return any(os.environ.get(p.api_key_env) for p in self.settings.models.values())
-
-
-def user_config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "fastcode" / "config.toml"
 
 
 def parse_value(text: str) -> Any:

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from fastcode import __version__
+from fastcode.models.wire import is_loopback
 
 _early: dict[str, tuple[Future[Any], list[dict[str, Any]], list[dict[str, Any]]]] = {}
-_LOCAL_HOSTS = ("//127.0.0.1", "//localhost", "//[::1]")
 _preloading = False
 
 
@@ -78,12 +78,12 @@ def _flag(argv: list[str], name: str) -> str | None:
 def _light_config(argv: list[str]) -> dict[str, Any]:
     """The layers that decide the plan endpoint, read without pydantic (validation happens later, for real)."""
     from fastcode.cli import find_repo_root
-    from fastcode.resources import data_dir
+    from fastcode.resources import data_dir, user_config_path
 
     repo = Path(_flag(argv, "--repo") or ".")
     layers = [
         data_dir("config") / "default.toml",
-        Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "fastcode" / "config.toml",
+        user_config_path(),
         find_repo_root(repo) / ".fastcode.toml",
     ]
     merged: dict[str, Any] = {}
@@ -136,7 +136,7 @@ def begin(argv: list[str]) -> None:
     if target is None or prefix is None:
         return
     base_url, model, key, policy = target
-    local = any(host in base_url for host in _LOCAL_HOSTS)
+    local = is_loopback(base_url)
     if policy == "never" or (policy == "auto" and not local):
         return
     messages, tools = prefix

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 from fastcode.config import ModelProfile
 from fastcode.events import ToolCallSpec
+from fastcode.models.wire import TokenCounts, is_loopback, merge_token_counts
 
 NO_KEY = "sk-no-key-required"
 
@@ -54,10 +55,9 @@ def server_kind(profile: ModelProfile) -> str:
     """openai, llamacpp, vllm or other: decides which prompt-cache hints a request carries."""
     if profile.kind != "auto":
         return profile.kind
-    host = urlparse(profile.base_url).hostname or ""
-    if host.endswith("openai.com"):
+    if (urlparse(profile.base_url).hostname or "").endswith("openai.com"):
         return "openai"
-    if host in ("127.0.0.1", "localhost", "::1"):
+    if is_loopback(profile.base_url):
         return "llamacpp"
     return "other"
 
@@ -235,25 +235,13 @@ def _server_message(exc: Exception) -> str:
 
 def _read_usage(chunk: Any, result: CallResult) -> None:
     usage = getattr(chunk, "usage", None)
-    if usage is not None:
-        result.prompt_tokens = usage.prompt_tokens or result.prompt_tokens
-        result.completion_tokens = usage.completion_tokens or result.completion_tokens
-        details = getattr(usage, "prompt_tokens_details", None)
-        cached = getattr(details, "cached_tokens", None) if details is not None else None
-        if cached:
-            result.cached_tokens = cached
     extra = getattr(chunk, "model_extra", None) or {}
-    timings = extra.get("timings")
-    if isinstance(timings, dict):  # llama.cpp
-        cache_n = int(timings.get("cache_n") or 0)
-        prompt_n = int(timings.get("prompt_n") or 0)
-        result.cached_tokens = max(result.cached_tokens, cache_n)
-        result.prompt_tokens = max(result.prompt_tokens, cache_n + prompt_n)
-        result.completion_tokens = max(result.completion_tokens, int(timings.get("predicted_n") or 0))
-    groq = extra.get("x_groq")
-    if isinstance(groq, dict) and isinstance(groq.get("usage"), dict):
-        gu = groq["usage"]
-        result.prompt_tokens = gu.get("prompt_tokens") or result.prompt_tokens
-        result.completion_tokens = gu.get("completion_tokens") or result.completion_tokens
-        details = gu.get("prompt_tokens_details") or {}
-        result.cached_tokens = details.get("cached_tokens") or result.cached_tokens
+    if usage is None and not extra:
+        return
+    before = TokenCounts(result.prompt_tokens, result.cached_tokens, result.completion_tokens)
+    counts = merge_token_counts(before, usage.model_dump() if usage is not None else None, extra)
+    result.prompt_tokens, result.cached_tokens, result.completion_tokens = (
+        counts.prompt,
+        counts.cached,
+        counts.completion,
+    )

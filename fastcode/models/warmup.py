@@ -13,9 +13,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+from fastcode.models.wire import TokenCounts, is_loopback, merge_token_counts
 
 
 @dataclass(frozen=True)
@@ -37,24 +36,13 @@ def agent_prefix() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return [{"role": "system", "content": render("system")}], tool_schemas()
 
 
-def _usage(payload: dict[str, Any]) -> tuple[int, int]:
-    usage = payload.get("usage") or {}
-    prompt = int(usage.get("prompt_tokens") or 0)
-    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
-    timings = payload.get("timings")
-    if isinstance(timings, dict):  # llama.cpp
-        cache_n, prompt_n = int(timings.get("cache_n") or 0), int(timings.get("prompt_n") or 0)
-        cached, prompt = max(cached, cache_n), max(prompt, cache_n + prompt_n)
-    return prompt, cached
-
-
 def _post(url: str, body: dict[str, Any], api_key: str | None, timeout_s: float) -> dict[str, Any]:
     headers = {"Content-Type": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
     # A local server is never reached through $http_proxy.
-    handlers = [urllib.request.ProxyHandler({})] if urlparse(url).hostname in _LOOPBACK else []
+    handlers = [urllib.request.ProxyHandler({})] if is_loopback(url) else []
     with urllib.request.build_opener(*handlers).open(request, timeout=timeout_s) as response:
         return json.loads(response.read() or b"{}")
 
@@ -110,8 +98,9 @@ def warmup_request(
         except (OSError, ValueError) as exc:  # URLError, timeouts, resets, a body that is not JSON
             error = _describe(exc)
             break
-        prompt, cached = _usage(payload if isinstance(payload, dict) else {})
-        return WarmupResult(True, _ms(started), prompt, cached)
+        payload = payload if isinstance(payload, dict) else {}
+        counts = merge_token_counts(TokenCounts(), payload.get("usage"), payload)
+        return WarmupResult(True, _ms(started), counts.prompt, counts.cached)
     return WarmupResult(False, _ms(started), error=error)
 
 
