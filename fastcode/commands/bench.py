@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from fastcode.evals.report import percentile
 from fastcode.testing.scripted_server import Latency, ScriptedServer
 from fastcode.trace import build, read_trace, union_seconds
 
@@ -124,11 +125,6 @@ def cached_share(events: list) -> float:
     return sum(c.cached_tokens for c in calls) / prompt if prompt else 0.0
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
-
-
 def bench_agent(runs: int) -> list[tuple[str, str, str, bool]]:
     with tempfile.TemporaryDirectory(prefix="fastcode-bench-") as tmp:
         work, cache_home = Path(tmp), Path(tmp) / "cache"
@@ -141,7 +137,7 @@ def bench_agent(runs: int) -> list[tuple[str, str, str, bool]]:
     first = statistics.median(r["first_request_ms"] for r in case + long)
     share = statistics.median(cached_share(r["events"]) for r in long)
     steps = [ms for r in case + long for ms in overheads(r["events"])]
-    p50, p95 = _percentile(steps, 0.5), _percentile(steps, 0.95)
+    p50, p95 = (float("nan") if (v := percentile(steps, q)) is None else v for q in (0.5, 0.95))
     return [
         ("case study wall time (150 ms TTFT, 200 tok/s, 5k tok/s prefill)", f"{wall:.2f} s", "<= 2.5 s", wall <= 2.5),
         ("case study model calls", f"{calls:g}", "2", calls == 2),
