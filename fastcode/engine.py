@@ -11,14 +11,17 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from fastcode import faststart
 from fastcode import messages as msg
 from fastcode.checkpoint import Checkpointer
-from fastcode.config import Settings
-from fastcode.context.gather import gather_context
+from fastcode.config import STEP_KINDS, ModelProfile, Settings
+from fastcode.context.budget import ContextBudget
+from fastcode.context.gather import gather_sections
 from fastcode.context.testcmd import detect_test_command
 from fastcode.emitter import Emitter
 from fastcode.events import (
@@ -34,18 +37,32 @@ from fastcode.events import (
     StepStarted,
     TextDelta,
 )
-from fastcode.models.client import CallResult, ChatClient, EndpointError
+from fastcode.models.client import CallResult, ChatClient, EndpointError, server_kind
 from fastcode.models.warming import warm_up
 from fastcode.prefix import PrefixTracker
 from fastcode.prompts import render
 from fastcode.router import Router, TurnState
 from fastcode.runs import new_run_id, run_dir
-from fastcode.tool_exec import Approver, ToolExecutor
+from fastcode.tool_exec import Approver, EarlyStarts, ToolExecutor
+from fastcode.toolcalls import ToolMode, resolve_mode
+from fastcode.toolcalls.describe import describe_tools
+from fastcode.toolcalls.modes import Parsed
+from fastcode.toolcalls.thought import ThoughtStream
 from fastcode.tools import tool_schemas
 from fastcode.tools.base import ToolContext
 
+
+@dataclass(frozen=True)
+class Reply:
+    """One model call's answer: the raw result, the calls and text read from it, and the mode that asked."""
+
+    result: CallResult
+    parsed: Parsed
+    mode: ToolMode
+
+
 _BACKGROUND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fastcode-bg")
-EXIT_CODES = {"finished": 0, "max_steps": 1, "timeout": 1, "error": 1, "interrupted": 130}
+EXIT_CODES = {"finished": 0, "max_steps": 1, "stuck": 1, "timeout": 1, "error": 1, "interrupted": 130}
 
 
 class Session:
@@ -54,13 +71,23 @@ class Session:
     def __init__(self, settings: Settings, root: Path, *, approver: Approver | None = None) -> None:
         self.settings, self.root, self.approver = settings, root.resolve(), approver
         self.tools = tool_schemas()
-        self.messages: list[dict] = [msg.system(render("system"))]
+        self.known_tools = {t["function"]["name"] for t in self.tools}
+        in_prompt = any(self._mode(settings.profile(kind)[1]).tools_in_prompt for kind in STEP_KINDS)
+        self.messages: list[dict] = [
+            msg.system(render("system", tools_text=describe_tools(self.tools) if in_prompt else ""))
+        ]
+        plan = settings.profile("plan")[1]
+        self.budget = ContextBudget(settings.context, f"{plan.base_url}|{plan.model}")
         self.clients: dict[str, ChatClient] = {}
         self.prefixes = PrefixTracker()
         self.turn = 0
         self.model_calls = 0
         self._task: asyncio.Task[None] | None = None
         self._test_cmd: str | None = None
+        self.failing_tests: list[str] = []
+        """pytest node ids that failed in the gathered test run: run first after an edit."""
+        self.tests_failing_before: bool | None = None
+        """Whether the gathered test run failed (None: no tests were run while gathering)."""
         self._closing = False
 
     async def run(self, task: str) -> AsyncIterator[Event]:
@@ -90,6 +117,7 @@ class Session:
 
     async def _run(self, task: str, run_id: str, emit: Emitter) -> None:
         started, self.turn, self._closing = time.perf_counter(), self.turn + 1, False
+        self.failing_tests, self.tests_failing_before = [], None
         calls_before = self.model_calls
         faststart.preload_openai()
         # gitpython's import and the repo lookup run in the background; the first write waits for them if needed.
@@ -140,33 +168,42 @@ class Session:
     async def _loop(self, task: str, emit: Emitter, checkpoint: Future[Checkpointer]) -> tuple[str, str, int]:
         context = ""
         if self.turn == 1:
-            faststart.save_prefix(self.messages[:1], self.tools)
-            warming = warm_up(self.settings, emit, self.messages[:1], self.tools, self.cache_key)
-            context, _ = await asyncio.gather(gather_context(self, task, emit), warming)
+            plan_tools = self._request_tools(self.settings.profile("plan")[1])
+            faststart.save_prefix(self.messages[:1], plan_tools)
+            warming = warm_up(self.settings, emit, self.messages[:1], self._request_tools, self.cache_key)
+            sections, warmups = await asyncio.gather(gather_sections(self, task, emit), warming)
+            context = self.budget.fit(sections, warmups, emit)
         template = "task" if self.turn == 1 else "followup"
         self.messages.append(msg.user(render(template, task=task, context=context)))
         ctx = ToolContext(
             self.root,
             before_write=lambda path: checkpoint.result().before_write(path),
-            max_output_chars=self.settings.agent.tool_output_chars,
+            max_output_chars=self.budget.tool_output_chars(self.settings.agent.tool_output_chars),
         )
         agent = self.settings.agent
         tools = ToolExecutor(ctx, emit, parallel=agent.parallel_tools, approval=agent.approval, approver=self.approver)
-        router, state = Router(self.settings), TurnState()
+        router, state = Router(self.settings), TurnState(tests_failing=bool(self.tests_failing_before))
         for step in range(1, agent.max_steps + 1):
             kind = router.next_kind(state, emit, step)
             emit(StepStarted, step=step, route=kind)
             step_start = time.perf_counter()
-            result = await self._call(kind, step, emit)
-            self.messages.append(msg.assistant(result.content, result.tool_calls))
-            if step == 1 and (items := msg.plan_items(result.content)):
+            early = EarlyStarts(tools, step)
+            reply = await self._call(kind, step, emit, early)
+            self.messages.append(reply.mode.assistant_message(reply.result.content, reply.parsed))
+            if step == 1 and (items := msg.plan_items(reply.parsed.text)):
                 emit(PlanProposed, items=items)
-            if not result.tool_calls:
-                self.messages.append(msg.user(render("nudge")))
-            outcomes = await tools.run_turn(result.tool_calls, step)
-            self.messages.extend(msg.tool(o.call.id, o.output) for o in outcomes)
-            state.observe(outcomes)
-            await router.after_tools(state, self, emit)
+            outcomes = await tools.run_turn([c for c in reply.parsed.calls if c.name != "finish"], step, early)
+            tests = await router.after_tools(state, outcomes, self, emit)
+            finishes = [c for c in reply.parsed.calls if c.name == "finish"]
+            outcomes += [await tools.finish(c, step, router.finish_declined(state)) for c in finishes[:1]]
+            order = {c.id: i for i, c in enumerate(reply.parsed.calls)}
+            outcomes.sort(key=lambda o: order.get(o.call.id, len(order)))
+            after = tests or ("" if outcomes else render("nudge", cut=reply.result.finish_reason == "length"))
+            self.messages.extend(reply.mode.results([(o.call, o.output) for o in outcomes], after))
+            if stuck := state.observe_reply(outcomes, agent.stuck_after, router.can_escalate(kind)):
+                emit(ErrorEvent, kind="stuck", message=stuck)
+                emit(StepFinished, step=step, ms=round((time.perf_counter() - step_start) * 1000, 2))
+                return "stuck", stuck, step
             emit(StepFinished, step=step, ms=round((time.perf_counter() - step_start) * 1000, 2))
             if finished := next((o for o in outcomes if o.call.name == "finish" and o.ok), None):
                 return "finished", finished.output, step
@@ -180,28 +217,54 @@ class Session:
         self.messages.append(msg.user(render("summarize")))
         emit(StepStarted, step=step, route="summarize")
         started = time.perf_counter()
-        result = await self._call("summarize", step, emit)
-        self.messages.append(msg.assistant(result.content, result.tool_calls))
+        reply = await self._call("summarize", step, emit)
+        self.messages.append(reply.mode.assistant_message(reply.result.content, reply.parsed))
         self.messages.extend(msg.unanswered(self.messages, "not run: the step limit was reached"))
         emit(StepFinished, step=step, ms=round((time.perf_counter() - started) * 1000, 2))
-        return result.content.strip()
+        return reply.parsed.text.strip()
 
-    async def _call(self, kind: str, step: int, emit: Emitter) -> CallResult:
+    def _mode(self, profile: ModelProfile) -> ToolMode:
+        return resolve_mode(profile.tool_mode, server_kind(profile))
+
+    def _request_tools(self, profile: ModelProfile) -> list[dict[str, Any]]:
+        """The `tools` field a request to this profile carries (none when the prompt describes them)."""
+        return self._mode(profile).request(self.tools)[0]
+
+    async def _call(self, kind: str, step: int, emit: Emitter, early: EarlyStarts | None = None) -> Reply:
         name, profile = self.settings.profile(kind)
         client = self.clients.get(name) or self.clients.setdefault(
             name, ChatClient(profile, max_retries=self.settings.agent.max_retries, cache_key=self.cache_key)
         )
+        mode = self._mode(profile)
+        tools, extra = mode.request(self.tools)
+        if kind == "summarize":  # text only: no schema forcing tool calls
+            extra = {}
         self.model_calls += 1
         call_id = f"{self.turn}.{step}.{self.model_calls}"
-        digest, broke = self.prefixes.check(f"{profile.base_url}|{profile.model}", self.tools, self.messages)
+        digest, broke = self.prefixes.check(f"{profile.base_url}|{profile.model}", tools, self.messages)
         common = dict(call_id=call_id, step=step, route=kind, profile=name, model=profile.model)
         emit(ModelCallStarted, **common, base_url=profile.base_url, prefix_hash=digest, prefix_break=broke)
+
+        thought = ThoughtStream()
+
+        def on_text(text: str, k: str) -> None:
+            if k == "content" and mode.tools_in_prompt:  # a JSON reply: the user sees its thought
+                if early:
+                    early.text(text, lambda content: mode.parse(content, [], self.known_tools, call_id).calls)
+                text = thought.feed(text)
+            if text:
+                emit(TextDelta, call_id=call_id, text=text, kind=k)
+
         result = await client.stream(
             self.messages,
-            self.tools,
+            tools,
             on_first_token=lambda ms: emit(FirstToken, call_id=call_id, ttft_ms=ms),
-            on_text=lambda text, k: emit(TextDelta, call_id=call_id, text=text, kind=k),
+            on_text=on_text,
+            on_call_ready=early.ready if early else None,
+            **extra,
         )
+        parsed = mode.parse(result.content, result.tool_calls, self.known_tools, call_id)
+        self.budget.observe(result)
         emit(
             ModelCallFinished,
             **common,
@@ -212,12 +275,14 @@ class Session:
             decode_ms=result.decode_ms,
             total_ms=result.total_ms,
             decode_tps=result.decode_tps,
-            content=result.content,
-            tool_calls=result.tool_calls,
+            content=parsed.text,
+            tool_calls=parsed.calls,
             finish_reason=result.finish_reason,
             prefix_break=broke,
+            tool_mode=mode.name,
+            recovered=parsed.recovered,
         )
-        return result
+        return Reply(result, parsed, mode)
 
     def test_command(self) -> str:
         """The configured test command, else the detected one, else "" (no tests to run)."""

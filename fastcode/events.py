@@ -115,6 +115,23 @@ class ModelCallFinished(Event):
     finish_reason: str | None = None
     prefix_break: bool = False
     warmup: bool = False
+    tool_mode: str = ""
+    """How tool calls were asked for: native, constrained or text."""
+    recovered: str = ""
+    """Where tool calls written as text were found ("fenced json", "tool_call tag", …); "" when none were."""
+
+
+class ContextBudgeted(Event):
+    """How much gathered context the first call got: the token budget from the measured prefill rate."""
+
+    type: Literal["context_budgeted"] = "context_budgeted"
+    budget_tokens: int
+    prefill_tps: float
+    rate_source: str
+    """Where the rate came from: "warm-up", "model call", "previous run" or "assumed"."""
+    used_tokens: int
+    left_out: list[str] = []
+    """Titles of the sections that did not fit."""
 
 
 class PlanProposed(Event):
@@ -178,7 +195,7 @@ class StepFinished(Event):
 
 class RunFinished(Event):
     type: Literal["run_finished"] = "run_finished"
-    status: Literal["finished", "max_steps", "timeout", "interrupted", "error"]
+    status: Literal["finished", "max_steps", "stuck", "timeout", "interrupted", "error"]
     summary: str = ""
     steps: int = 0
     model_calls: int = 0
@@ -203,6 +220,7 @@ AnyEvent = Annotated[
     | FirstToken
     | TextDelta
     | ModelCallFinished
+    | ContextBudgeted
     | PlanProposed
     | ToolStarted
     | ApprovalRequested

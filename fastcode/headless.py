@@ -14,6 +14,7 @@ from typing import TextIO
 
 from fastcode.engine import Session
 from fastcode.events import (
+    ContextBudgeted,
     ErrorEvent,
     Escalated,
     Event,
@@ -60,6 +61,10 @@ class HumanPrinter:
                 self.tools.append(event)
             case TestsRun():
                 self._line(f"  tests: {event.command} -> {'passed' if event.passed else 'failed'} ({event.ms:.0f} ms)")
+            case ContextBudgeted():
+                left = f"; left out: {', '.join(event.left_out)}" if event.left_out else ""
+                self._line(f"  context: {event.used_tokens}/{event.budget_tokens} tokens at {event.prefill_tps:.0f} "
+                           f"prefill tok/s ({event.rate_source}){left}")  # fmt: skip
             case Escalated():
                 self._line(f"  escalating to route {event.route}: {event.reason}")
             case StepFinished():
@@ -74,6 +79,7 @@ class HumanPrinter:
         for call in self.calls:
             tps = f"{call.decode_tps:.0f} tok/s" if call.decode_tps else "- tok/s"
             brk = " PREFIX-BREAK" if call.prefix_break else ""
+            brk += f" (calls recovered from text: {call.recovered})" if call.recovered else ""
             parts.append(
                 f"{call.route}/{call.model} prompt {call.prompt_tokens} (cached {call.cached_tokens}) "
                 f"ttft {_ms(call.ttft_ms)} ms {tps}{brk}"

@@ -1,18 +1,19 @@
-"""Which step kind (and so which model route) the next call is, and the engine's own test run after an edit.
+"""Which step kind (and so which model route) the next call is, the engine's own test runs after an edit, whether a
+`finish` is accepted, and when a model is stuck.
 
 Kinds: `plan` (first call of a turn), `edit` (files were read, nothing written yet), `act` (the rest), `verify`
 (tests passed after an edit) and `escalate` (the current model is stuck: two invalid tool calls in a row, two
-missed edits in a row, or the same failing test output twice).
+missed edits in a row, the same failing test output twice, or replies without a usable tool call).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fastcode.context.testcmd import run_tests_traced
+from fastcode.context.testcmd import TestResult, run_tests_traced
 from fastcode.events import Escalated
-from fastcode.messages import user
 from fastcode.prompts import render
 from fastcode.tool_exec import CallOutcome
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from fastcode.engine import Session
 
 WRITES = {"edit_file", "write_file"}
+_TEST_COMMAND = re.compile(r"pytest|unittest|\b(?:npm|yarn|pnpm) (?:run )?test|go test|cargo test|\btox\b|\bmake test")
+MAX_DECLINES = 2
+"""A finish is declined while the tests fail at most this many times; then the model may give up."""
 
 
 @dataclass
@@ -30,8 +34,13 @@ class TurnState:
     edited_ever: bool = False
     edited_last_step: bool = False
     tests_passed: bool = False
+    tests_failing: bool = False
+    """The last test run fastcode knows of (the gathered one included) failed."""
     invalid_in_a_row: int = 0
     edit_misses_in_a_row: int = 0
+    unusable_in_a_row: int = 0
+    escalated_for_stuck: bool = False
+    declines: int = 0
     test_outputs: list[str] = field(default_factory=list)
     escalate_reason: str = ""
 
@@ -46,16 +55,32 @@ class TurnState:
         self.edit_misses_in_a_row = self.edit_misses_in_a_row + 1 if missed else 0
         if self.edited_last_step:
             self.tests_passed = False
+        for o in outcomes:  # the model ran the tests itself: its result is the latest word on them
+            if o.ok and o.call.name == "run" and _TEST_COMMAND.search(o.call.arguments):
+                self.tests_failing = not o.output.startswith("exit code 0")
         if self.invalid_in_a_row >= 2:
             self.escalate_reason = "two invalid tool calls in a row"
         elif self.edit_misses_in_a_row >= 2:
             self.escalate_reason = "edit_file missed twice in a row"
 
     def observe_tests(self, passed: bool, output: str) -> None:
-        self.tests_passed = passed
+        self.tests_passed, self.tests_failing = passed, not passed
         if not passed and output in self.test_outputs:
             self.escalate_reason = "the same failing test output repeated"
         self.test_outputs.append(output)
+
+    def observe_reply(self, outcomes: list[CallOutcome], stuck_after: int, can_escalate: bool) -> str:
+        """Count replies without a usable tool call; escalate once when possible, else return why the run is
+        stuck ("" while it is not)."""
+        usable = any(not o.invalid for o in outcomes)
+        self.unusable_in_a_row = 0 if usable else self.unusable_in_a_row + 1
+        if self.unusable_in_a_row < stuck_after:
+            return ""
+        why = f"the model answered {self.unusable_in_a_row} times in a row without a usable tool call"
+        if can_escalate and not self.escalated_for_stuck:
+            self.escalated_for_stuck, self.unusable_in_a_row, self.escalate_reason = True, 0, why
+            return ""
+        return f"stuck: {why}"
 
 
 class Router:
@@ -75,24 +100,45 @@ class Router:
             return "edit"
         return "act"
 
-    async def after_tools(self, state: TurnState, session: Session, emit: Emitter) -> None:
-        """After an edit, run the tests ourselves and append the result: one model call saved per edit."""
+    def can_escalate(self, kind: str) -> bool:
+        """An `escalate` route is configured and sends the call to another model than `kind` did."""
+        routes = self.settings.routes
+        return bool(routes.escalate) and routes.profile_for("escalate") != routes.profile_for(kind)
+
+    def finish_declined(self, state: TurnState) -> str:
+        """Why a `finish` must be declined now ("" to accept it): the tests fail and the model may still fix them."""
+        if not (state.tests_failing and state.declines < MAX_DECLINES):
+            return ""
+        state.declines += 1
+        return (
+            "finish declined: the tests still fail (the output is below). Fix the failure, then call finish again; "
+            "if it cannot be fixed, call finish with the reason."
+        )
+
+    async def after_tools(self, state: TurnState, outcomes: list[CallOutcome], session: Session, emit: Emitter) -> str:
+        """Record the turn; after an edit run the tests ourselves — first the tests that failed before, then, once
+        they pass, the whole command — and return the result as text for the model ("" when nothing ran)."""
+        state.observe(outcomes)
         if not (self.settings.agent.auto_test and state.edited_last_step):
-            return
+            return ""
         command = session.test_command()
         if not command:
-            return
+            return ""
         timeout_s = min(300.0, self.settings.agent.timeout_s)
-        result = await run_tests_traced(command, session.root, emit, timeout_s=timeout_s)
+        result: TestResult | None = None
+        if session.failing_tests:
+            focused = await run_tests_traced(command, session.root, emit, timeout_s=timeout_s,
+                                             select=session.failing_tests)  # fmt: skip
+            result = focused if not focused.passed else None
+        focus = result is not None
+        if result is None:
+            result = await run_tests_traced(command, session.root, emit, timeout_s=timeout_s)
         state.observe_tests(result.passed, result.output)
-        session.messages.append(
-            user(
-                render(
-                    "tests_result",
-                    command=command,
-                    exit_code=result.exit_code,
-                    passed=result.passed,
-                    output=result.output[-4000:],
-                )
-            )
+        return render(
+            "tests_result",
+            command=command,
+            exit_code=result.exit_code,
+            passed=result.passed,
+            focused=session.failing_tests if focus else [],
+            output=result.output[-4000:],
         )

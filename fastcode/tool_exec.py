@@ -50,23 +50,34 @@ class ToolExecutor:
         self.ask_for = NEEDS_APPROVAL[approval] if approver else set()
         self.approver = approver
 
-    async def run_turn(self, calls: list[ToolCallSpec], step: int) -> list[CallOutcome]:
-        """Execute every call of the turn (finish last), returning outcomes in the order the model gave."""
+    async def run_turn(
+        self, calls: list[ToolCallSpec], step: int, early: EarlyStarts | None = None
+    ) -> list[CallOutcome]:
+        """Execute every call of the turn (finish last), returning outcomes in the order the model gave. Reads that
+        `early` started while the model was still writing are awaited, not run again."""
         reads = [c for c in calls if is_read_only(c)] if self.parallel else []
         rest = [c for c in calls if c not in reads]
         rest.sort(key=lambda c: c.name == "finish")
         done: dict[str, CallOutcome] = {}
-        for outcome in await asyncio.gather(*(self._one(c, step) for c in reads)):
+        started = [(early.take(c) if early else None) or self._one(c, step) for c in reads]
+        for outcome in await asyncio.gather(*started):
             done[outcome.call.id] = outcome
+        if early:
+            await early.settle()
         for call in rest:
             done[call.id] = await self._one(call, step)
         return [done[c.id] for c in calls]
 
+    async def finish(self, call: ToolCallSpec, step: int, declined: str) -> CallOutcome:
+        """Run a `finish` call after the turn's edits and tests; `declined` (why the tests say no) refuses it."""
+        if not declined:
+            return await self._one(call, step)
+        self.emit(ToolStarted, tool_id=call.id, step=step, name=call.name, arguments=_arguments(call))
+        self.emit(ToolFinished, tool_id=call.id, step=step, name=call.name, ok=False, output=declined, ms=0.0)
+        return CallOutcome(call, False, declined, [])
+
     async def _one(self, call: ToolCallSpec, step: int) -> CallOutcome:
-        try:
-            arguments: dict | str = json.loads(call.arguments or "{}")
-        except json.JSONDecodeError:
-            arguments = call.arguments
+        arguments = _arguments(call)
         self.emit(ToolStarted, tool_id=call.id, step=step, name=call.name, arguments=arguments)
         started = time.perf_counter()
         ok, changed, invalid = True, [], False
@@ -106,3 +117,48 @@ class ToolExecutor:
         )
         assert self.approver is not None
         return await self.approver(request)
+
+
+def _arguments(call: ToolCallSpec) -> dict | str:
+    """The call's arguments as an object for events, or the raw text when it is not a JSON object."""
+    try:
+        value = json.loads(call.arguments or "{}")
+    except (json.JSONDecodeError, RecursionError):
+        return call.arguments
+    return value if isinstance(value, dict) else call.arguments
+
+
+class EarlyStarts:
+    """Read-only calls started while the model is still writing: a call whose arguments are complete in the stream
+    runs at once; writes and commands still wait for the whole message. The trace shows the overlap (a ToolStarted
+    before its ModelCallFinished)."""
+
+    def __init__(self, executor: ToolExecutor, step: int) -> None:
+        self.executor, self.step = executor, step
+        self.tasks: dict[str, tuple[ToolCallSpec, asyncio.Task[CallOutcome]]] = {}
+        self.content = ""
+
+    def ready(self, call: ToolCallSpec) -> None:
+        """A call is complete in the stream: start it now when it only reads."""
+        if self.executor.parallel and is_read_only(call) and call.id not in self.tasks:
+            self.tasks[call.id] = (call, asyncio.ensure_future(self.executor._one(call, self.step)))
+
+    def text(self, delta: str, parse: Callable[[str], list[ToolCallSpec]]) -> None:
+        """Content streamed by a mode that writes its calls in the content: start the calls complete so far."""
+        self.content += delta
+        if "}" in delta:
+            for call in parse(self.content):
+                self.ready(call)
+
+    def take(self, call: ToolCallSpec) -> asyncio.Task[CallOutcome] | None:
+        """The early run of exactly this call, if there is one."""
+        entry = self.tasks.get(call.id)
+        if entry is None or entry[0] != call:
+            return None
+        del self.tasks[call.id]
+        return entry[1]
+
+    async def settle(self) -> None:
+        """Let early runs the final message did not keep (read-only, so harmless) finish, so none is left behind."""
+        await asyncio.gather(*(task for _, task in self.tasks.values()), return_exceptions=True)
+        self.tasks.clear()

@@ -7,6 +7,7 @@ import itertools
 import json
 from pathlib import Path
 
+import pytest
 from conftest import load_script
 
 from fastcode.config import load_settings
@@ -51,21 +52,23 @@ async def test_event_stream_is_ordered_paired_and_traced(sample_repo, isolated_e
     assert [parse_event(line) for line in trace.read_text().splitlines()] == events
 
 
+@pytest.mark.parametrize(("mode", "stable"), [("native", "tools"), ("constrained", "response_format")])
 async def test_system_prompt_and_tools_are_byte_identical_and_history_append_only(
-    sample_repo, isolated_env, scripted
+    sample_repo, isolated_env, scripted, mode, stable
 ) -> None:
     server = scripted(load_script("sample_fix.json"))
-    await _collect(_session(sample_repo, server.base_url), "fix the failing test")
+    await _collect(_session(sample_repo, server.base_url, f"models.default.tool_mode={mode!r}"), "fix the failing test")
     bodies = [r for r in server.requests if r.get("max_tokens") != 1]
     assert len(bodies) == 4
     first = bodies[0]
     for later in bodies[1:]:
-        assert json.dumps(later["tools"]) == json.dumps(first["tools"])
+        assert json.dumps(later[stable]) == json.dumps(first[stable])
         assert later["messages"][: len(first["messages"])] == first["messages"]
     for earlier, later in itertools.pairwise(bodies):
         assert later["messages"][: len(earlier["messages"])] == earlier["messages"]
     assert bodies[0]["stream"] is True and bodies[0]["stream_options"] == {"include_usage": True}
-    assert bodies[0]["tool_choice"] == "auto"
+    if mode == "native":
+        assert bodies[0]["tool_choice"] == "auto"
 
 
 async def test_bad_tool_calls_become_tool_errors_not_crashes(tmp_path, isolated_env, scripted) -> None:
@@ -86,7 +89,7 @@ async def test_bad_tool_calls_become_tool_errors_not_crashes(tmp_path, isolated_
         ]
     }
     server = scripted(script)
-    events = await _collect(_session(tmp_path, server.base_url), "look around")
+    events = await _collect(_session(tmp_path, server.base_url, "models.default.tool_mode='native'"), "look around")
     by_id = {e.tool_id: e for e in events if e.type == "tool_finished"}
     first_call = next(e for e in events if e.type == "model_call_finished" and not e.warmup)
     finished = [by_id[call.id] for call in first_call.tool_calls]
@@ -152,7 +155,7 @@ async def test_a_follow_up_after_an_interrupted_tool_turn_stays_valid(tmp_path, 
         ]
     }
     server = scripted(script)
-    session = _session(tmp_path, server.base_url)
+    session = _session(tmp_path, server.base_url, "models.default.tool_mode='native'")
     first: list[Event] = []
     async for event in session.run("slow"):
         first.append(event)

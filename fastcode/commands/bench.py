@@ -49,9 +49,11 @@ CASE_SCRIPT = {
     "turns": [
         {
             "content": "1. The last window is skipped: the range stops one short.\n2. Fix the bound.",
-            "tool_calls": [{"name": "edit_file", "arguments": {"path": "stats.py", "old": OLD, "new": NEW}}],
+            "tool_calls": [
+                {"name": "edit_file", "arguments": {"path": "stats.py", "old": OLD, "new": NEW}},
+                {"name": "finish", "arguments": {"summary": "Fixed the off-by-one in moving_sum."}},
+            ],
         },
-        {"tool_calls": [{"name": "finish", "arguments": {"summary": "Fixed the off-by-one in moving_sum."}}]},
     ]
 }
 LONG_SCRIPT = {
@@ -139,8 +141,8 @@ def bench_agent(runs: int) -> list[tuple[str, str, str, bool]]:
     steps = [ms for r in case + long for ms in overheads(r["events"])]
     p50, p95 = (float("nan") if (v := percentile(steps, q)) is None else v for q in (0.5, 0.95))
     return [
-        ("case study wall time (150 ms TTFT, 200 tok/s, 5k tok/s prefill)", f"{wall:.2f} s", "<= 2.5 s", wall <= 2.5),
-        ("case study model calls", f"{calls:g}", "2", calls == 2),
+        ("case study wall time (150 ms TTFT, 200 tok/s, 5k tok/s prefill)", f"{wall:.2f} s", "<= 1.2 s", wall <= 1.2),
+        ("case study model calls (edit + finish in one call)", f"{calls:g}", "1", calls == 1),
         ("process start -> first request on the wire", f"{first:.0f} ms", "<= 150 ms", first <= 150),
         ("prompt tokens served from cache, calls 2..n", f"{share:.1%}", ">= 95%", share >= 0.95),
         ("engine overhead per step p50 / p95", f"{p50:.1f} / {p95:.1f} ms", "p50 <= 5 ms", p50 <= 5),

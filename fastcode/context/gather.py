@@ -33,12 +33,18 @@ _MENTIONED_FILE = re.compile(r"[\w./-]+\.(?:py|js|ts|tsx|go|rs|java|rb|c|h|cpp|h
 _QUOTED = re.compile(r"[\"'`]([^\"'`\n]{3,80})[\"'`]")
 _IDENT = re.compile(r"\b(?:[a-z]+_[a-z0-9_]+|[A-Z][a-z0-9]+[A-Z]\w*|[a-z]+[A-Z]\w*)\b")
 _CALLED = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
+_FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+::\S+)", re.MULTILINE)
+_IMPORTED = re.compile(r"\bimport\s+([A-Za-z_]\w*)")
+_LOCATION = re.compile(r"^[\w./-]+\.\w+:\d+:")
 _BUILTINS = {"assert", "print", "len", "range", "list", "dict", "set", "str", "int", "float", "isinstance", "raises"}
 
 
 class Section:
-    def __init__(self, title: str, body: str) -> None:
-        self.title, self.body = title, body
+    """One piece of context. `priority`: 0 the failing assertion and traceback, 1 the code the failure names, 2 the
+    rest; the budget fills in that order. `keep_tail`: when cut to fit, keep the end (test output) not the start."""
+
+    def __init__(self, title: str, body: str, priority: int = 2, *, keep_tail: bool = False) -> None:
+        self.title, self.body, self.priority, self.keep_tail = title, body, priority, keep_tail
 
     def render(self) -> str:
         return f"## {self.title}\n{self.body.rstrip()}"
@@ -109,44 +115,91 @@ def _repo_file(root: Path, path: str) -> str | None:
 
 async def _tests(session: Session, command: str, emit: Emitter) -> list[Section]:
     result = await run_tests_traced(command, session.root, emit, timeout_s=session.settings.context.deadline_s)
+    session.tests_failing_before = not result.passed
     output = result.output[-TEST_OUTPUT_CHARS:]
-    sections = [Section(f"test run: `{command}` exited {result.exit_code}", f"```\n{output}\n```")]
-    if result.passed:
-        return sections
+    title = f"test run: `{command}` exited {result.exit_code}"
+    if result.passed:  # passing output says little: the rest of the context comes first
+        return [Section(title, f"```\n{output[-TEST_OUTPUT_CHARS // 4 :]}\n```", 2, keep_tail=True)]
+    session.failing_tests = failing_node_ids(result.output)
+    sections = [
+        Section(f"{title}: the failure", f"```\n{condense_failure(result.output)}\n```", 0, keep_tail=True),
+        Section(f"{title}: full output (end)", f"```\n{output}\n```", 2, keep_tail=True),
+    ]
     root = session.root
-    files = [f for m in _FILE_REF.finditer(output) if (f := _repo_file(root, m.group(1) or m.group(3)))]
+    frames = [(f, int(m.group(2) or m.group(4))) for m in _FILE_REF.finditer(output)
+              if (f := _repo_file(root, m.group(1) or m.group(3)))]  # fmt: skip
     called = {
         name for line in output.splitlines() if line.lstrip().startswith((">", "E ")) for name in _CALLED.findall(line)
     }
-    excerpts = [_file_excerpt(root, rel) for rel in dict.fromkeys(files)][:4]
-    excerpts += await asyncio.to_thread(_definitions_named, root, called - _BUILTINS, set(files))
+    files = list(dict.fromkeys(f for f, _ in frames))
+    named = await asyncio.to_thread(_definitions_named, root, called - _BUILTINS, frames)
+    if named:
+        sections.append(Section("code named by the failure", "\n\n".join(named), 1))
+    excerpts = [_file_excerpt(root, rel) for rel in files][:4]
     if excerpts:
-        sections.append(Section("code named by the failure", "\n\n".join(excerpts[:8])))
+        sections.append(Section("files in the traceback", "\n\n".join(excerpts), 2))
     return sections
 
 
-def _definitions_named(root: Path, names: set[str], skip: set[str]) -> list[str]:
-    """Excerpts of the functions and methods called on the failing lines, found with rg then tree-sitter."""
-    if not names:
-        return []
+def failing_node_ids(output: str) -> list[str]:
+    """pytest node ids of the failed tests (`FAILED tests/test_x.py::test_y - ...` summary lines)."""
+    ids = [m.group(1) for m in _FAILED.finditer(output)]
+    return list(dict.fromkeys(ids))[:20]
+
+
+def condense_failure(output: str, limit: int = 60) -> str:
+    """The failing assertion and its traceback, without the noise: pytest's section headers, the source lines it
+    marks (`>`), error lines (`E `), `file:line:` locations and the summary lines; other runners: the last lines."""
+    keep = [
+        line.rstrip()
+        for line in output.splitlines()
+        if line.startswith(("_", "E ", ">", "FAILED", "ERROR")) or _LOCATION.match(line) or line.startswith("    def ")
+    ]
+    keep = [line for line in keep if line.strip("_ ") or not line.startswith("_")]
+    if len(keep) < 2:
+        keep = output.rstrip().splitlines()[-limit:]
+    return "\n".join(keep[-limit:])
+
+
+def _definitions_named(root: Path, names: set[str], frames: list[tuple[str, int]]) -> list[str]:
+    """Excerpts of the functions the failure names: the definitions enclosing each traceback frame in the repo, then
+    the functions and methods called on the failing lines (found with rg, then tree-sitter)."""
     import subprocess
 
     from fastcode.tools.search import rg_binary
 
-    pattern = [arg for name in sorted(names) for arg in ("-e", name)]
-    command = [rg_binary(), "--files-with-matches", "-w", "-F", *pattern, "--", "."]
-    run = subprocess.run(command, cwd=root, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
-    found = run.stdout.split()
-    found = [path.removeprefix("./") for path in found]
-    cache, excerpts = DefinitionCache(root), []
-    for rel in sorted(found)[:50]:
-        if rel in skip:
-            continue
-        for d in cache.get(root, rel):
-            if d.name in names and d.kind in ("function", "method"):
-                excerpts.append(_file_excerpt(root, rel, (d.start_line, d.end_line)))
+    cache, excerpts, seen = DefinitionCache(root), [], set()
+
+    def add(rel: str, first: int, last: int) -> None:
+        if (rel, first) not in seen and last - first < FILE_LINES:
+            seen.add((rel, first))
+            excerpts.append(_file_excerpt(root, rel, (first, last)))
+
+    for rel, line in frames:
+        enclosing = [d for d in cache.get(root, rel) if d.kind in ("function", "method")]
+        enclosing = [d for d in enclosing if d.start_line <= line <= d.end_line]
+        if enclosing:
+            inner = max(enclosing, key=lambda d: d.start_line)
+            add(rel, inner.start_line, inner.end_line)
+    if names:
+        pattern = [arg for name in sorted(names) for arg in ("-e", name)]
+        command = [rg_binary(), "--files-with-matches", "-w", "-F", *pattern, "--", "."]
+        run = subprocess.run(command, cwd=root, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+        for rel in sorted(path.removeprefix("./") for path in run.stdout.split())[:50]:
+            for d in cache.get(root, rel):
+                if d.name in names and d.kind in ("function", "method"):
+                    add(rel, d.start_line, d.end_line)
     cache.save()
-    return excerpts[:6]
+    return excerpts[:8]
+
+
+async def _named(session: Session, task: str) -> list[Section]:
+    """The functions the task names (`wrap()`, `moving_sum`, "from x import parse_date"): their bodies."""
+    quoted = {q for q in _QUOTED.findall(task) if q.isidentifier()}
+    names = (set(_CALLED.findall(task)) | set(_IDENT.findall(task)) | quoted | set(_IMPORTED.findall(task))) - _BUILTINS
+    names = {name for name in names if len(name) > 2}
+    named = await asyncio.to_thread(_definitions_named, session.root, names, []) if names else []
+    return [Section("code the task names", "\n\n".join(named), 1)] if named else []
 
 
 async def _map(session: Session, task: str) -> list[Section]:
@@ -163,30 +216,31 @@ async def _map(session: Session, task: str) -> list[Section]:
     return [Section("repo map (definitions of the most relevant files)", text)] if text else []
 
 
-async def gather_context(session: Session, task: str, emit: Emitter) -> str:
-    """Run every source at once; return the context block ("" when disabled or nothing was found)."""
+async def gather_sections(session: Session, task: str, emit: Emitter) -> list[Section]:
+    """Run every source at once; return their sections, most valuable first ([] when disabled)."""
     settings = session.settings.context
     if not settings.enabled:
-        return ""
+        return []
     emit(PhaseStarted, name="gather")
     started = time.perf_counter()
     sources: list[tuple[str, Callable[[], Awaitable[list[Section]]]]] = [
         ("gather.git", lambda: _git(session.root)),
         ("gather.map", lambda: _map(session, task)),
         ("gather.search", lambda: _search(session, task)),
+        ("gather.named", lambda: _named(session, task)),
     ]
     command = session.test_command()
     if settings.run_tests and command:
         sources.append(("gather.tests", lambda: _tests(session, command, emit)))
     results = await asyncio.gather(*(_timed(name, emit, settings.deadline_s, make()) for name, make in sources))
-    order = {"gather.tests": 0, "gather.search": 1, "gather.git": 2, "gather.map": 3}
+    order = {"gather.tests": 0, "gather.named": 1, "gather.search": 2, "gather.git": 3, "gather.map": 4}
     ranked = sorted(zip((name for name, _ in sources), results, strict=True), key=lambda item: order[item[0]])
-    block = "\n\n".join(section.render() for _, sections in ranked for section in sections)
-    terms = len(task_terms(task))
+    sections = sorted((section for _, found in ranked for section in found), key=lambda section: section.priority)
+    chars = sum(len(section.body) for section in sections)
     emit(
         PhaseFinished,
         name="gather",
         ms=round((time.perf_counter() - started) * 1000, 2),
-        detail=f"{len(block)} chars from {len(sources)} sources, {terms} task terms",
+        detail=f"{chars} chars, {len(sections)} sections, {len(sources)} sources, {len(task_terms(task))} task terms",
     )
-    return block
+    return sections

@@ -9,6 +9,7 @@ Groq's `x_groq.usage`), retries connection errors, 429 and 5xx with backoff, and
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import Callable
@@ -122,6 +123,7 @@ class ChatClient:
         *,
         on_first_token: Callable[[float], None] | None = None,
         on_text: Callable[[str, str], None] | None = None,
+        on_call_ready: Callable[[ToolCallSpec], None] | None = None,
         **extra: Any,
     ) -> CallResult:
         """Run one call, retrying transient failures that happen before any token arrived."""
@@ -139,7 +141,7 @@ class ChatClient:
             result = CallResult()
             try:
                 response = await client.chat.completions.create(**kwargs, extra_body=extra_body or None)
-                await self._consume(response, result, started, on_first_token, on_text)
+                await self._consume(response, result, started, on_first_token, on_text, on_call_ready)
                 return result
             except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as exc:
                 if result.ttft_ms is not None or attempt >= self.max_retries:
@@ -157,8 +159,10 @@ class ChatClient:
         started: float,
         on_first_token: Callable[[float], None] | None,
         on_text: Callable[[str, str], None] | None,
+        on_call_ready: Callable[[ToolCallSpec], None] | None = None,
     ) -> None:
         calls: dict[int, dict[str, str]] = {}
+        reported: set[int] = set()
         first: float | None = None
         async for chunk in response:
             _read_usage(chunk, result)
@@ -188,6 +192,13 @@ class ChatClient:
                     if tc.function is not None:
                         slot["name"] += tc.function.name or ""
                         slot["arguments"] += tc.function.arguments or ""
+                    if on_call_ready and tc.index not in reported and _complete(slot["arguments"]):
+                        reported.add(tc.index)
+                        on_call_ready(
+                            ToolCallSpec(
+                                id=slot["id"] or f"call_{tc.index}", name=slot["name"], arguments=slot["arguments"]
+                            )
+                        )
         end = time.perf_counter()
         result.total_ms = round((end - started) * 1000, 2)
         result.decode_ms = round((end - first) * 1000, 2) if first is not None else 0.0
@@ -245,3 +256,14 @@ def _read_usage(chunk: Any, result: CallResult) -> None:
         counts.cached,
         counts.completion,
     )
+
+
+def _complete(arguments: str) -> bool:
+    """The streamed arguments are a whole JSON object (one more chunk could only add whitespace)."""
+    text = arguments.strip()
+    if not text.endswith("}"):
+        return False
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False

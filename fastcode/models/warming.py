@@ -8,6 +8,7 @@ the exact system prompt + tools and `max_tokens: 1`, so the first real call read
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastcode import faststart
@@ -40,11 +41,17 @@ def warm_targets(settings: Settings) -> list[tuple[str, ModelProfile]]:
 
 
 async def warm_up(
-    settings: Settings, emit: Emitter, messages: list[dict[str, Any]], tools: list[dict[str, Any]], cache_key: str
+    settings: Settings,
+    emit: Emitter,
+    messages: list[dict[str, Any]],
+    tools_for: Callable[[ModelProfile], list[dict[str, Any]]],
+    cache_key: str,
 ) -> list[WarmupResult]:
-    """Warm every target at once; failures are reported in the trace and otherwise ignored."""
+    """Warm every target at once (each with the `tools` its requests carry); failures are reported in the trace and
+    otherwise ignored."""
 
     async def one(index: int, name: str, profile: ModelProfile) -> WarmupResult:
+        tools = tools_for(profile)
         call_id = f"warmup.{index}"
         common = dict(call_id=call_id, step=0, route="warmup", profile=name, model=profile.model, warmup=True)
         emit(ModelCallStarted, **common, base_url=profile.base_url)

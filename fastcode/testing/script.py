@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,6 +78,25 @@ class Turn(BaseModel):
     """Only a request for this model name consumes the turn; None matches any request."""
     finish_reason: str | None = None
     """Override; default "tool_calls" when there are tool calls, else "stop"."""
+    text_format: Literal["json", "fenced", "tool_call", "tools", "bare"] | None = None
+    """Write the tool calls as text in the content instead of through tool calling, as small models do: "json" is
+    fastcode's constrained reply shape, the others fenced JSON, `<tool_call>` or `<tools>` tags, or bare JSON. A
+    request carrying a JSON-schema `response_format` always gets the "json" shape."""
+
+    def as_text(self, text_format: str) -> Turn:
+        """This turn with its tool calls written into the content."""
+        calls = [{"name": c.name, "arguments": c.arguments} for c in self.tool_calls]
+        if text_format == "json":
+            content = json.dumps({"thought": self.content, "tool_calls": calls})
+        else:
+            wrap = {
+                "fenced": "```json\n{}\n```",
+                "tool_call": "<tool_call>\n{}\n</tool_call>",
+                "tools": "<tools>{}</tools>",
+                "bare": "{}",
+            }[text_format]
+            content = "\n".join([self.content, *(wrap.format(json.dumps(call)) for call in calls)]).strip()
+        return self.model_copy(update={"content": content, "tool_calls": [], "text_format": None})
 
 
 class Script(BaseModel):

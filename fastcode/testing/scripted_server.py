@@ -40,6 +40,12 @@ def canonical_prompt(body: dict[str, Any]) -> str:
     return "".join(json.dumps(p, sort_keys=True, separators=(",", ":"), ensure_ascii=False) for p in parts)
 
 
+def schema_reply(body: dict[str, Any]) -> bool:
+    """The request asks for a reply constrained by a JSON schema (fastcode's constrained tool mode)."""
+    response_format = body.get("response_format")
+    return isinstance(response_format, dict) and response_format.get("type") == "json_schema"
+
+
 def _assistant_text(turn: Turn, calls: list[tuple[str, str, str]]) -> str:
     """The answer as a client re-sends it in the next request's history (fastcode's and OpenAI's message shape)."""
     message: dict[str, Any] = {"role": "assistant", "content": turn.content or None}
@@ -242,6 +248,8 @@ class ScriptedServer:
         with self._lock:
             served = self._served
             turn = None if warmup else self._next_turn(model)
+            if turn is not None and turn.tool_calls and (schema_reply(body) or turn.text_format):
+                turn = turn.as_text("json" if schema_reply(body) else str(turn.text_format))
             if warmup or turn is not None:
                 self._served += 1
             answered = warmup or (turn is not None and turn.error is None)

@@ -26,6 +26,7 @@ from fastcode.tools.base import (
     relative,
     resolve_in_repo,
 )
+from fastcode.tools.edit_match import forgiving
 
 MAX_LINES = 400
 MAX_LINE_CHARS = 2_000
@@ -247,7 +248,10 @@ class EditFile:
         old, new = args.old, args.new
         if crlf:
             text, old, new = (s.replace("\r\n", "\n") for s in (text, old, new))
-        count = text.count(old)
+        count, note = text.count(old), ""
+        if count == 0 and not args.replace_all and (loose := forgiving(text, old, new)) is not None:
+            old, new, note = loose
+            count = 1
         if count == 0:
             raise ToolError(_not_found(shown, text, old))
         if count > 1 and not args.replace_all:
@@ -262,6 +266,7 @@ class EditFile:
         atomic_write(target, (updated.replace("\n", "\r\n") if crlf else updated).encode("utf-8"))
         plural = "s" if count > 1 else ""
         head = f"edited {shown}: {count} replacement{plural}" + ("; the first one:" if count > 1 else "")
+        head += f" ({note})" if note else ""
         return ToolResult(output=f"{head}\n{_snippet(updated, first, new)}", changed_files=[shown])
 
 

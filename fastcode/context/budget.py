@@ -1,0 +1,130 @@
+"""The gathered context's token budget, sized to the endpoint: prefetch is worth what it costs in prefill.
+
+The endpoint's prefill rate is measured — the warm-up's uncached tokens over its time, then every call's uncached
+prompt tokens over its TTFT — and remembered per endpoint on disk for the next run (a warm server's warm-up is
+all cached and measures nothing). The budget is `context.first_call_s` seconds of prefill at that rate: tens of
+thousands of tokens on a fast hosted endpoint, a few hundred on a CPU. Sections fill it in order of value (the
+failing assertion and traceback, the code the failure names, then the rest); the trace records the budget, the
+rate and what was left out. The same rate caps the size of tool results appended to the conversation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastcode.events import ContextBudgeted
+
+if TYPE_CHECKING:
+    from fastcode.config import ContextSection
+    from fastcode.context.gather import Section
+    from fastcode.emitter import Emitter
+
+CHARS_PER_TOKEN = 3.5
+"""Code tokenizes at about 3-4 characters per token; the lower figure keeps the estimate on the safe side."""
+DEFAULT_RATE = 2000.0
+"""Prefill tokens/s assumed before anything was measured (a hosted endpoint without a warm-up)."""
+MIN_SAMPLE_TOKENS = 64
+"""Fewer uncached tokens than this measure latency, not prefill."""
+MIN_TOOL_OUTPUT_CHARS = 2000
+MAX_REMEMBERED = 50
+"""Endpoints whose rate is kept on disk; the oldest go first."""
+
+
+def tokens_of(text: str) -> int:
+    return int(len(text) / CHARS_PER_TOKEN) + 1
+
+
+def _rates_file() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "fastcode" / "prefill-rates.json"
+
+
+class ContextBudget:
+    """Measures one endpoint's prefill rate and sizes the context and tool results from it."""
+
+    def __init__(self, settings: ContextSection, endpoint: str = "") -> None:
+        self.settings, self.endpoint = settings, endpoint
+        self.rate: float | None = None
+        self.source = "assumed"
+
+    def _remembered(self) -> float | None:
+        try:
+            value = json.loads(_rates_file().read_text(encoding="utf-8")).get(self.endpoint)
+        except (OSError, ValueError, AttributeError):
+            return None
+        return float(value) if isinstance(value, int | float) and value > 0 else None
+
+    def _remember(self) -> None:
+        if not self.endpoint or self.rate is None:
+            return
+        path = _rates_file()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+            data = data if isinstance(data, dict) else {}
+            data.pop(self.endpoint, None)
+            data[self.endpoint] = round(self.rate, 1)
+            data = dict(list(data.items())[-MAX_REMEMBERED:])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+            os.replace(tmp, path)
+        except (OSError, ValueError):
+            pass
+
+    def sample(self, uncached_tokens: int, seconds: float, source: str) -> None:
+        """One measurement: `uncached_tokens` prefilled in `seconds`."""
+        if uncached_tokens >= MIN_SAMPLE_TOKENS and seconds > 0:
+            self.rate, self.source = uncached_tokens / seconds, source
+            self._remember()
+
+    def observe_warmups(self, warmups: Sequence[Any]) -> None:
+        for result in warmups:
+            if getattr(result, "ok", False):
+                self.sample(result.prompt_tokens - result.cached_tokens, result.ms / 1000, "warm-up")
+
+    def observe(self, result: Any) -> None:
+        """A model call's result: its uncached prompt tokens over its TTFT."""
+        if result.ttft_ms:
+            self.sample(result.prompt_tokens - result.cached_tokens, result.ttft_ms / 1000, "model call")
+
+    def prefill_rate(self) -> tuple[float, str]:
+        if self.rate is not None:
+            return self.rate, self.source
+        if (remembered := self._remembered()) is not None:
+            return remembered, "previous run"
+        return DEFAULT_RATE, "assumed"
+
+    def tokens(self) -> int:
+        return int(self.prefill_rate()[0] * self.settings.first_call_s)
+
+    def tool_output_chars(self, configured: int) -> int:
+        """The cap on one tool result: the configured one, lowered on slow endpoints to about one budget."""
+        return max(MIN_TOOL_OUTPUT_CHARS, min(configured, int(self.tokens() * CHARS_PER_TOKEN)))
+
+    def fit(self, sections: list[Section], warmups: Sequence[Any], emit: Emitter) -> str:
+        """The context block: sections in order of value while they fit; the first one cut to fit if need be."""
+        self.observe_warmups(warmups)
+        rate, source = self.prefill_rate()
+        budget = int(rate * self.settings.first_call_s)
+        used, kept, left_out = 0, [], []
+        for section in sorted(sections, key=lambda s: s.priority):
+            text = section.render()
+            cost = tokens_of(text)
+            if used + cost <= budget:
+                kept.append(text)
+                used += cost
+            elif section.priority == 0 and not kept:
+                room = int((budget - used) * CHARS_PER_TOKEN)
+                body = section.body[-room:] if section.keep_tail else section.body[:room]
+                kept.append(f"## {section.title} (cut to fit)\n{body.rstrip()}")
+                used += tokens_of(kept[-1])
+                left_out.append(f"{section.title} (cut)")
+            else:
+                left_out.append(section.title)
+        emit(ContextBudgeted, budget_tokens=budget, prefill_tps=round(rate, 1), rate_source=source,
+             used_tokens=used, left_out=left_out)  # fmt: skip
+        return "\n\n".join(kept)

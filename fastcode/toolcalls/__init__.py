@@ -1,0 +1,10 @@
+"""How tool calls travel between a model and the engine: the tool modes (`native`, `constrained`, `text`), the JSON
+schema a constrained server enforces, and the recovery of tool calls a model wrote as text.
+
+May import: `fastcode.events`, `fastcode.tools`, `fastcode.prompts`, `fastcode.config`. Never the engine.
+"""
+
+from fastcode.toolcalls.modes import MODES, ToolMode, resolve_mode
+from fastcode.toolcalls.recover import recover_calls
+
+__all__ = ["MODES", "ToolMode", "recover_calls", "resolve_mode"]

@@ -1,0 +1,65 @@
+"""The reply shape a constrained server enforces: one JSON object, a short thought then one or more tool calls.
+
+`{"thought": "...", "tool_calls": [{"name": "read_file", "arguments": {...}}, ...]}` — each call is an `anyOf` over
+the tools, each with `name` fixed by `const` and `arguments` the tool's own parameter schema. Built once per run
+from the tool list, so the request (and the server's grammar cache) is byte-stable from call to call.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+THOUGHT_CHARS = 400
+"""A short thought keeps the model's reasoning without letting a small model ramble inside the JSON."""
+MAX_CALLS = 6
+
+
+def _clean(schema: dict[str, Any]) -> dict[str, Any]:
+    """Drop keys grammar compilers do not need (titles, descriptions, defaults) to keep the grammar small."""
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("title", "description", "default"):
+            continue
+        if isinstance(value, dict):
+            out[key] = _clean(value) if key != "properties" else {k: _clean(v) for k, v in value.items()}
+        elif isinstance(value, list):
+            out[key] = [_clean(v) if isinstance(v, dict) else v for v in value]
+        else:
+            out[key] = value
+    return out
+
+
+def call_schema(tool: dict[str, Any]) -> dict[str, Any]:
+    """One tool's call: `{"name": <const>, "arguments": <its parameters>}`."""
+    function = tool["function"]
+    parameters = _clean(copy.deepcopy(function.get("parameters") or {"type": "object"}))
+    return {
+        "type": "object",
+        "properties": {"name": {"const": function["name"]}, "arguments": parameters},
+        "required": ["name", "arguments"],
+        "additionalProperties": False,
+    }
+
+
+def reply_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """The whole reply: a thought, then 1..MAX_CALLS calls of the given tools."""
+    return {
+        "type": "object",
+        "properties": {
+            "thought": {"type": "string", "maxLength": THOUGHT_CHARS},
+            "tool_calls": {
+                "type": "array",
+                "items": {"anyOf": [call_schema(tool) for tool in tools]},
+                "minItems": 1,
+                "maxItems": MAX_CALLS,
+            },
+        },
+        "required": ["thought", "tool_calls"],
+        "additionalProperties": False,
+    }
+
+
+def response_format(tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """The OpenAI-style `response_format` carrying the schema (llama.cpp and vLLM both accept it)."""
+    return {"type": "json_schema", "json_schema": {"name": "tool_calls", "strict": True, "schema": reply_schema(tools)}}
