@@ -78,6 +78,9 @@ class AgentSection(_Section):
     """Wall-clock seconds a run may take before it stops unfinished."""
     test_cmd: str = ""
     """The test command; empty: detect (pytest, npm test, go test, cargo test)."""
+    test_runner: Literal["auto", "subprocess"] = "auto"
+    """How a plain pytest command runs: auto (in a warm runner that has pytest and its plugins imported already,
+    each run a fresh forked child; falls back to a subprocess when it cannot) or subprocess (always)."""
     warmup: Literal["auto", "always", "never"] = "auto"
     """Send a max_tokens=1 warm-up per model while context is gathered; auto: only for local servers."""
     approval: Literal["suggest", "auto-edit", "full-auto"] = "full-auto"
@@ -92,6 +95,12 @@ class AgentSection(_Section):
     """Retries on connection errors, 429 and 5xx before giving up (exit 3)."""
     tool_output_chars: int = Field(default=20_000, ge=1000)
     """Upper bound on the characters of one tool result the model sees."""
+    edit_first: Literal["auto", "never"] = "auto"
+    """auto: when the gathered context holds the failure and the code it names, a constrained model's first reply
+    may only edit (and finish), and the tests judge it — a small model fixes more that way than by exploring."""
+    edit_attempts: int = Field(default=4, ge=1)
+    """Edit-first replies drawn from the same cached prompt (distinct seeds) while the tests reject them; a rejected
+    attempt's edits are taken back and leave no trace in the conversation. The last one stays for the model to fix."""
     stuck_after: int = Field(default=3, ge=1)
     """Replies in a row without a usable tool call before the run escalates (when an escalate route exists) or
     stops as `stuck`."""
@@ -109,6 +118,9 @@ class ContextSection(_Section):
     first_call_s: float = Field(default=3.0, gt=0)
     """Seconds of prefill the gathered context may cost on the first call, at the endpoint's measured prefill rate:
     generous on a fast hosted endpoint, tight on a CPU."""
+    min_tokens: int = Field(default=600, ge=0)
+    """Tokens the failure and the code it names may always take, however slow the endpoint: without them a small
+    model spends several calls finding what one call of prefill would have shown it."""
 
 
 class LocalSection(_Section):

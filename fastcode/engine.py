@@ -8,6 +8,7 @@ prompt and tool list never change, so every call's prompt extends the previous o
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,6 +19,7 @@ from typing import Any
 
 from fastcode import faststart
 from fastcode import messages as msg
+from fastcode.attempts import Attempt
 from fastcode.checkpoint import Checkpointer
 from fastcode.config import STEP_KINDS, ModelProfile, Settings
 from fastcode.context.budget import ContextBudget
@@ -25,6 +27,7 @@ from fastcode.context.gather import gather_sections
 from fastcode.context.testcmd import detect_test_command
 from fastcode.emitter import Emitter
 from fastcode.events import (
+    AttemptRejected,
     ErrorEvent,
     Event,
     FirstToken,
@@ -50,6 +53,9 @@ from fastcode.toolcalls.modes import Parsed
 from fastcode.toolcalls.thought import ThoughtStream
 from fastcode.tools import tool_schemas
 from fastcode.tools.base import ToolContext
+
+EDIT_ONLY = frozenset({"edit_file", "write_file", "finish"})
+"""What an edit-first reply may call: the failure and its code are in the prompt, the tests judge the edit."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,8 @@ class Session:
         self.model_calls = 0
         self._task: asyncio.Task[None] | None = None
         self._test_cmd: str | None = None
+        self.edit_paths: list[str] = []
+        """The source files an edit-first reply may write (shown in the gathered context, tests excluded)."""
         self.failing_tests: list[str] = []
         """pytest node ids that failed in the gathered test run: run first after an edit."""
         self.tests_failing_before: bool | None = None
@@ -173,11 +181,21 @@ class Session:
             warming = warm_up(self.settings, emit, self.messages[:1], self._request_tools, self.cache_key)
             sections, warmups = await asyncio.gather(gather_sections(self, task, emit), warming)
             context = self.budget.fit(sections, warmups, emit)
+        code = any(s.priority == 1 and f"## {s.title}" in context for s in sections) if self.turn == 1 else False
+        self.edit_paths = _source_paths(context) if code else []
+        edit_first = code and self.settings.agent.edit_first == "auto" and self._mode_of("plan").name == "constrained"
         template = "task" if self.turn == 1 else "followup"
-        self.messages.append(msg.user(render(template, task=task, context=context)))
+        self.messages.append(msg.user(render(template, task=task, context=context, edit_first=edit_first)))
+        judged = bool(self.settings.agent.auto_test and self.test_command())  # without tests, nothing to reject on
+        attempt, attempts = Attempt(), (self.settings.agent.edit_attempts if judged else 1) if edit_first else 0
+
+        def before_write(path: Path | None) -> None:
+            checkpoint.result().before_write(path)
+            attempt.before_write(path)
+
         ctx = ToolContext(
             self.root,
-            before_write=lambda path: checkpoint.result().before_write(path),
+            before_write=before_write,
             max_output_chars=self.budget.tool_output_chars(self.settings.agent.tool_output_chars),
         )
         agent = self.settings.agent
@@ -187,9 +205,13 @@ class Session:
             kind = router.next_kind(state, emit, step)
             emit(StepStarted, step=step, route=kind)
             step_start = time.perf_counter()
-            early = EarlyStarts(tools, step)
-            reply = await self._call(kind, step, emit, early)
-            self.messages.append(reply.mode.assistant_message(reply.result.content, reply.parsed))
+            early, trying = EarlyStarts(tools, step), step <= attempts
+            sample = {"seed": step} if trying else {}
+            focus = {"only": EDIT_ONLY, "paths": self.edit_paths} if trying else {}
+            reply = await self._call(kind, step, emit, early, **focus, **sample)
+            answer = reply.mode.assistant_message(reply.result.content, reply.parsed)
+            if not trying:  # in the history at once: an interrupted turn still shows what it asked for
+                self.messages.append(answer)
             if step == 1 and (items := msg.plan_items(reply.parsed.text)):
                 emit(PlanProposed, items=items)
             outcomes = await tools.run_turn([c for c in reply.parsed.calls if c.name != "finish"], step, early)
@@ -199,6 +221,15 @@ class Session:
             order = {c.id: i for i, c in enumerate(reply.parsed.calls)}
             outcomes.sort(key=lambda o: order.get(o.call.id, len(order)))
             after = tests or ("" if outcomes else render("nudge", cut=reply.result.finish_reason == "length"))
+            if trying and step < attempts and not state.tests_passed:  # the tests said no: take it back, draw again
+                files = attempt.revert(self.root)
+                emit(AttemptRejected, step=step, reason="the tests still fail" if files else "no edit", files=files)
+                emit(StepFinished, step=step, ms=round((time.perf_counter() - step_start) * 1000, 2))
+                state = TurnState(tests_failing=bool(self.tests_failing_before))
+                continue
+            attempt.originals.clear()
+            if trying:
+                self.messages.append(answer)
             self.messages.extend(reply.mode.results([(o.call, o.output) for o in outcomes], after))
             if stuck := state.observe_reply(outcomes, agent.stuck_after, router.can_escalate(kind)):
                 emit(ErrorEvent, kind="stuck", message=stuck)
@@ -226,19 +257,32 @@ class Session:
     def _mode(self, profile: ModelProfile) -> ToolMode:
         return resolve_mode(profile.tool_mode, server_kind(profile))
 
+    def _mode_of(self, kind: str) -> ToolMode:
+        return self._mode(self.settings.profile(kind)[1])
+
     def _request_tools(self, profile: ModelProfile) -> list[dict[str, Any]]:
         """The `tools` field a request to this profile carries (none when the prompt describes them)."""
         return self._mode(profile).request(self.tools)[0]
 
-    async def _call(self, kind: str, step: int, emit: Emitter, early: EarlyStarts | None = None) -> Reply:
+    async def _call(
+        self,
+        kind: str,
+        step: int,
+        emit: Emitter,
+        early: EarlyStarts | None = None,
+        only: frozenset[str] | None = None,
+        paths: list[str] | None = None,
+        **sample: Any,
+    ) -> Reply:
         name, profile = self.settings.profile(kind)
         client = self.clients.get(name) or self.clients.setdefault(
             name, ChatClient(profile, max_retries=self.settings.agent.max_retries, cache_key=self.cache_key)
         )
         mode = self._mode(profile)
-        tools, extra = mode.request(self.tools)
+        tools, extra = mode.request(self.tools, only, paths)
         if kind == "summarize":  # text only: no schema forcing tool calls
             extra = {}
+        extra.update(sample)
         self.model_calls += 1
         call_id = f"{self.turn}.{step}.{self.model_calls}"
         digest, broke = self.prefixes.check(f"{profile.base_url}|{profile.model}", tools, self.messages)
@@ -302,3 +346,12 @@ class Session:
             name, profile = self.settings.profile(kind)
             labels[kind] = f"{name}: {profile.model} @ {profile.base_url}"
         return labels
+
+
+_EXCERPT = re.compile(r"^### (\S+) \(lines \d+-\d+\)$", re.MULTILINE)
+_TEST_FILE = re.compile(r"(^|/)(tests?/|test_[^/]*$|[^/]*_test\.\w+$|[^/]*\.(test|spec)\.\w+$)")
+
+
+def _source_paths(context: str) -> list[str]:
+    """The non-test files whose code the context shows: what an edit-first reply may edit."""
+    return [path for path in dict.fromkeys(_EXCERPT.findall(context)) if not _TEST_FILE.search(path)]

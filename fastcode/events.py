@@ -178,6 +178,20 @@ class TestsRun(Event):
     passed: bool
     ms: float
     output_tail: str = ""
+    runner: str = "subprocess"
+    """"warm" (forked from the warm test runner, pytest already imported) or "subprocess"."""
+    note: str = ""
+    """Why a pytest command ran as a subprocess instead of warm ("" when it did not fall back)."""
+
+
+class AttemptRejected(Event):
+    """An edit-first reply the tests rejected: its edits were taken back and another sample is drawn."""
+
+    type: Literal["attempt_rejected"] = "attempt_rejected"
+    step: int
+    reason: str
+    files: list[str] = []
+    """The files put back as they were."""
 
 
 class Escalated(Event):
@@ -227,6 +241,7 @@ AnyEvent = Annotated[
     | ToolFinished
     | TestsRun
     | Escalated
+    | AttemptRejected
     | StepFinished
     | RunFinished
     | ErrorEvent,

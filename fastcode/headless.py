@@ -14,6 +14,7 @@ from typing import TextIO
 
 from fastcode.engine import Session
 from fastcode.events import (
+    AttemptRejected,
     ContextBudgeted,
     ErrorEvent,
     Escalated,
@@ -60,11 +61,15 @@ class HumanPrinter:
             case ToolFinished():
                 self.tools.append(event)
             case TestsRun():
-                self._line(f"  tests: {event.command} -> {'passed' if event.passed else 'failed'} ({event.ms:.0f} ms)")
+                self._line(f"  tests: {event.command} -> {'passed' if event.passed else 'failed'} ({event.ms:.0f} ms"
+                           f"{', warm' if event.runner == 'warm' else ''})")  # fmt: skip
             case ContextBudgeted():
                 left = f"; left out: {', '.join(event.left_out)}" if event.left_out else ""
                 self._line(f"  context: {event.used_tokens}/{event.budget_tokens} tokens at {event.prefill_tps:.0f} "
                            f"prefill tok/s ({event.rate_source}){left}")  # fmt: skip
+            case AttemptRejected():
+                taken = f"; put back {', '.join(event.files)}" if event.files else ""
+                self._line(f"  attempt rejected: {event.reason}{taken}; sampling again from the same prompt")
             case Escalated():
                 self._line(f"  escalating to route {event.route}: {event.reason}")
             case StepFinished():

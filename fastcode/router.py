@@ -8,14 +8,15 @@ missed edits in a row, the same failing test output twice, or replies without a 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fastcode.context.testcmd import TestResult, run_tests_traced
-from fastcode.events import Escalated
+from fastcode.events import Escalated, ToolCallSpec
 from fastcode.prompts import render
-from fastcode.tool_exec import CallOutcome
+from fastcode.tool_exec import CallOutcome, is_read_only
 
 if TYPE_CHECKING:
     from fastcode.config import Settings
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 WRITES = {"edit_file", "write_file"}
 _TEST_COMMAND = re.compile(r"pytest|unittest|\b(?:npm|yarn|pnpm) (?:run )?test|go test|cargo test|\btox\b|\bmake test")
+REPEATED = "[You made this exact call before and its result has not changed: act on it — edit, or call finish.]"
 MAX_DECLINES = 2
 """A finish is declined while the tests fail at most this many times; then the model may give up."""
 
@@ -43,6 +45,8 @@ class TurnState:
     declines: int = 0
     test_outputs: list[str] = field(default_factory=list)
     escalate_reason: str = ""
+    seen: set[str] = field(default_factory=set)
+    """Every call made so far (name + arguments): a reply that only repeats them makes no progress."""
 
     def observe(self, outcomes: list[CallOutcome]) -> None:
         """Update from one turn's tool results."""
@@ -55,6 +59,9 @@ class TurnState:
         self.edit_misses_in_a_row = self.edit_misses_in_a_row + 1 if missed else 0
         if self.edited_last_step:
             self.tests_passed = False
+        for o in outcomes:
+            if o.ok and is_read_only(o.call) and _signature(o.call) in self.seen:
+                o.output += f"\n\n{REPEATED}"
         for o in outcomes:  # the model ran the tests itself: its result is the latest word on them
             if o.ok and o.call.name == "run" and _TEST_COMMAND.search(o.call.arguments):
                 self.tests_failing = not o.output.startswith("exit code 0")
@@ -72,11 +79,12 @@ class TurnState:
     def observe_reply(self, outcomes: list[CallOutcome], stuck_after: int, can_escalate: bool) -> str:
         """Count replies without a usable tool call; escalate once when possible, else return why the run is
         stuck ("" while it is not)."""
-        usable = any(not o.invalid for o in outcomes)
+        usable = any(not o.invalid and _signature(o.call) not in self.seen for o in outcomes)
+        self.seen.update(_signature(o.call) for o in outcomes)
         self.unusable_in_a_row = 0 if usable else self.unusable_in_a_row + 1
         if self.unusable_in_a_row < stuck_after:
             return ""
-        why = f"the model answered {self.unusable_in_a_row} times in a row without a usable tool call"
+        why = f"the model answered {self.unusable_in_a_row} times in a row without a new, usable tool call"
         if can_escalate and not self.escalated_for_stuck:
             self.escalated_for_stuck, self.unusable_in_a_row, self.escalate_reason = True, 0, why
             return ""
@@ -142,3 +150,11 @@ class Router:
             focused=session.failing_tests if focus else [],
             output=result.output[-4000:],
         )
+
+
+def _signature(call: ToolCallSpec) -> str:
+    try:
+        arguments = json.dumps(json.loads(call.arguments or "{}"), sort_keys=True)
+    except (ValueError, RecursionError):
+        arguments = call.arguments
+    return f"{call.name} {arguments}"

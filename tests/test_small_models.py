@@ -62,7 +62,8 @@ async def test_auto_mode_is_constrained_on_a_loopback_server(sample_repo, isolat
 async def test_finish_is_declined_while_the_tests_fail(sample_repo, isolated_env, scripted) -> None:
     undo_wrong = {"path": "mathutils/stats.py", "old": "window - 1)", "new": "window + 1)"}
     server = scripted({"turns": [_edit_and_finish(WRONG, "done"), _edit_and_finish(undo_wrong)]})
-    events = await _run(_session(sample_repo, server.base_url, "models.default.tool_mode='constrained'"))
+    never = "agent.edit_first='never'"
+    events = await _run(_session(sample_repo, server.base_url, "models.default.tool_mode='constrained'", never))
     finishes = [e for e in events if e.type == "tool_finished" and e.name == "finish"]
     assert [f.ok for f in finishes] == [False, True]
     assert finishes[0].output.startswith("finish declined")
@@ -84,7 +85,7 @@ async def test_failing_tests_run_first_after_an_edit(sample_repo, isolated_env, 
 
 async def test_a_wrong_fix_is_reported_from_the_focused_run(sample_repo, isolated_env, scripted) -> None:
     server = scripted({"turns": [_edit_and_finish(WRONG, "done"), {"content": "I give up."}] + [{"content": "?"}] * 3})
-    events = await _run(_session(sample_repo, server.base_url, "agent.max_steps=3"))
+    events = await _run(_session(sample_repo, server.base_url, "agent.max_steps=3", "agent.edit_first='never'"))
     runs = [e for e in events if e.type == "tests_run"]
     assert [r.passed for r in runs[:2]] == [False, False] and "::" in runs[1].command
     assert len(runs) == 2  # the whole suite is not run while the failing test still fails
@@ -109,7 +110,7 @@ async def test_text_mode_parses_the_json_reply(sample_repo, isolated_env, script
 
 async def test_a_model_without_tool_calls_stops_as_stuck(sample_repo, isolated_env, scripted) -> None:
     server = scripted({"turns": [{"content": "Done."}] * 10})
-    events = await _run(_session(sample_repo, server.base_url))
+    events = await _run(_session(sample_repo, server.base_url, "agent.edit_first='never'"))
     done = events[-1]
     assert done.status == "stuck" and done.exit_code == 1 and done.model_calls == 3
     assert any(e.type == "error" and e.kind == "stuck" for e in events)
@@ -126,6 +127,18 @@ async def test_stuck_escalates_once_when_an_escalate_route_exists(sample_repo, i
     events = await _run(_session(sample_repo, small.base_url, *overrides))
     assert any(e.type == "escalated" for e in events)
     assert events[-1].status == "finished"
+
+
+async def test_a_model_repeating_the_same_reads_is_stuck(sample_repo, isolated_env, scripted) -> None:
+    read = {
+        "content": "Look again.",
+        "tool_calls": [{"name": "read_file", "arguments": {"path": "tests/test_stats.py"}}],
+    }
+    server = scripted({"turns": [read] * 10})
+    events = await _run(_session(sample_repo, server.base_url, "agent.edit_first='never'"))
+    assert events[-1].status == "stuck" and events[-1].model_calls == 4  # one new read, then three repeats
+    last = [r for r in server.requests if r.get("max_tokens") != 1][-1]["messages"][-1]["content"]
+    assert "You made this exact call before" in last
 
 
 async def test_invalid_calls_are_not_usable(sample_repo, isolated_env, scripted) -> None:
@@ -166,7 +179,7 @@ async def test_context_budget_follows_the_measured_prefill_rate(sample_repo, iso
     events = await _run(_session(sample_repo, server.base_url, "context.first_call_s=1.0", "agent.warmup='always'"))
     budget = next(e for e in events if e.type == "context_budgeted")
     assert budget.rate_source == "warm-up" and 100 < budget.prefill_tps < 200
-    assert budget.budget_tokens < 200 and budget.used_tokens <= budget.budget_tokens + 5
+    assert budget.budget_tokens < 200 and budget.used_tokens <= 600 + 5  # context.min_tokens for the failure
     assert budget.left_out  # the repo map and full output did not fit
     task = next(r for r in server.requests if r.get("max_tokens") != 1)["messages"][1]["content"]
     assert "the failure" in task  # the failing assertion comes first
@@ -180,3 +193,30 @@ async def test_context_budget_follows_the_measured_prefill_rate(sample_repo, iso
     events = await _run(_session(sample_repo, fast.base_url, "agent.warmup='always'"))
     budget = next(e for e in events if e.type == "context_budgeted")
     assert budget.budget_tokens > 10_000 and budget.left_out == []
+
+
+async def test_edit_first_resamples_from_the_same_prompt_until_the_tests_pass(
+    sample_repo, isolated_env, scripted
+) -> None:
+    server = scripted({"turns": [_edit_and_finish(WRONG, "done"), _edit_and_finish(FIX)]})
+    events = await _run(_session(sample_repo, server.base_url))
+    rejected = [e for e in events if e.type == "attempt_rejected"]
+    assert len(rejected) == 1 and rejected[0].files == ["mathutils/stats.py"]
+    assert events[-1].status == "finished" and events[-1].model_calls == 2
+    first, second = [r for r in server.requests if r.get("max_tokens") != 1]
+    assert first["messages"] == second["messages"]  # the rejected attempt left no trace: a fully cached prompt
+    assert (first["seed"], second["seed"]) == (1, 2)
+    schema = json.dumps(first["response_format"])
+    assert '"enum": ["mathutils/stats.py"]' in schema and '"const": "read_file"' not in schema  # edit-only
+    assert "window + 1" in (sample_repo / "mathutils/stats.py").read_text()
+
+
+async def test_the_last_attempt_stays_for_the_model_to_fix(sample_repo, isolated_env, scripted) -> None:
+    wrong = _edit_and_finish(WRONG, "done")
+    undo_wrong = {"path": "mathutils/stats.py", "old": "window - 1)", "new": "window + 1)"}
+    server = scripted({"turns": [wrong, wrong, _edit_and_finish(undo_wrong)]})
+    events = await _run(_session(sample_repo, server.base_url, "agent.edit_attempts=2"))
+    assert len([e for e in events if e.type == "attempt_rejected"]) == 1
+    assert events[-1].status == "finished" and events[-1].model_calls == 3
+    third = [r for r in server.requests if r.get("max_tokens") != 1][2]
+    assert "read_file" in json.dumps(third["response_format"])  # back to every tool

@@ -3,9 +3,10 @@
 The endpoint's prefill rate is measured — the warm-up's uncached tokens over its time, then every call's uncached
 prompt tokens over its TTFT — and remembered per endpoint on disk for the next run (a warm server's warm-up is
 all cached and measures nothing). The budget is `context.first_call_s` seconds of prefill at that rate: tens of
-thousands of tokens on a fast hosted endpoint, a few hundred on a CPU. Sections fill it in order of value (the
-failing assertion and traceback, the code the failure names, then the rest); the trace records the budget, the
-rate and what was left out. The same rate caps the size of tool results appended to the conversation.
+thousands of tokens on a fast hosted endpoint, a few hundred on a CPU — but the failure and the code it names may
+always take `context.min_tokens`, without which a small model spends calls looking for them. Sections fill it in
+order of value (the failing assertion and traceback, the code the failure names, then the rest); the trace
+records the budget, the rate and what was left out. The same rate caps the size of tool results.
 """
 
 from __future__ import annotations
@@ -110,15 +111,16 @@ class ContextBudget:
         self.observe_warmups(warmups)
         rate, source = self.prefill_rate()
         budget = int(rate * self.settings.first_call_s)
+        floor = self.settings.min_tokens
         used, kept, left_out = 0, [], []
         for section in sorted(sections, key=lambda s: s.priority):
+            limit = max(budget, floor) if section.priority <= 1 else budget
             text = section.render()
             cost = tokens_of(text)
-            if used + cost <= budget:
+            if used + cost <= limit:
                 kept.append(text)
                 used += cost
-            elif section.priority == 0 and not kept:
-                room = int((budget - used) * CHARS_PER_TOKEN)
+            elif section.priority <= 1 and (room := int((limit - used) * CHARS_PER_TOKEN)) >= 200:
                 body = section.body[-room:] if section.keep_tail else section.body[:room]
                 kept.append(f"## {section.title} (cut to fit)\n{body.rstrip()}")
                 used += tokens_of(kept[-1])

@@ -36,8 +36,11 @@ class ToolMode(Protocol):
     tools_in_prompt: ClassVar[bool]
     """True when the system prompt must describe the tools (the request carries no `tools`)."""
 
-    def request(self, tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """The `tools` to send and extra request fields."""
+    def request(
+        self, tools: list[dict[str, Any]], only: frozenset[str] | None = None, paths: list[str] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The `tools` to send and extra request fields. `only` narrows the tools a reply may call and `paths` the
+        files it may write, where the mode can enforce it without changing the prompt (constrained)."""
         ...
 
     def parse(self, content: str, calls: list[ToolCallSpec], known: set[str], call_id: str) -> Parsed: ...
@@ -57,7 +60,9 @@ class Native:
     name: ClassVar[str] = "native"
     tools_in_prompt: ClassVar[bool] = False
 
-    def request(self, tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def request(
+        self, tools: list[dict[str, Any]], only: frozenset[str] | None = None, paths: list[str] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         return tools, {}
 
     def parse(self, content: str, calls: list[ToolCallSpec], known: set[str], call_id: str) -> Parsed:
@@ -77,7 +82,9 @@ class Text:
     name: ClassVar[str] = "text"
     tools_in_prompt: ClassVar[bool] = True
 
-    def request(self, tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def request(
+        self, tools: list[dict[str, Any]], only: frozenset[str] | None = None, paths: list[str] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         return [], {}
 
     def parse(self, content: str, calls: list[ToolCallSpec], known: set[str], call_id: str) -> Parsed:
@@ -100,8 +107,11 @@ class Text:
 class Constrained(Text):
     name: ClassVar[str] = "constrained"
 
-    def request(self, tools: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        return [], {"response_format": response_format(tools)}
+    def request(
+        self, tools: list[dict[str, Any]], only: frozenset[str] | None = None, paths: list[str] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        allowed = [t for t in tools if only is None or t["function"]["name"] in only] or tools
+        return [], {"response_format": response_format(allowed, paths)}
 
 
 MODES: dict[str, type[ToolMode]] = {"native": Native, "constrained": Constrained, "text": Text}

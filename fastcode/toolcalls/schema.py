@@ -13,6 +13,7 @@ from typing import Any
 THOUGHT_CHARS = 400
 """A short thought keeps the model's reasoning without letting a small model ramble inside the JSON."""
 MAX_CALLS = 6
+WRITES = ("edit_file", "write_file")
 
 
 def _clean(schema: dict[str, Any]) -> dict[str, Any]:
@@ -30,10 +31,12 @@ def _clean(schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def call_schema(tool: dict[str, Any]) -> dict[str, Any]:
-    """One tool's call: `{"name": <const>, "arguments": <its parameters>}`."""
+def call_schema(tool: dict[str, Any], paths: list[str] | None = None) -> dict[str, Any]:
+    """One tool's call: `{"name": <const>, "arguments": <its parameters>}`; `paths` limits the files it writes."""
     function = tool["function"]
     parameters = _clean(copy.deepcopy(function.get("parameters") or {"type": "object"}))
+    if paths and function["name"] in WRITES and "path" in parameters.get("properties", {}):
+        parameters["properties"]["path"] = {"enum": paths}
     return {
         "type": "object",
         "properties": {"name": {"const": function["name"]}, "arguments": parameters},
@@ -42,7 +45,7 @@ def call_schema(tool: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def reply_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
+def reply_schema(tools: list[dict[str, Any]], paths: list[str] | None = None) -> dict[str, Any]:
     """The whole reply: a thought, then 1..MAX_CALLS calls of the given tools."""
     return {
         "type": "object",
@@ -50,7 +53,7 @@ def reply_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
             "thought": {"type": "string", "maxLength": THOUGHT_CHARS},
             "tool_calls": {
                 "type": "array",
-                "items": {"anyOf": [call_schema(tool) for tool in tools]},
+                "items": {"anyOf": [call_schema(tool, paths) for tool in tools]},
                 "minItems": 1,
                 "maxItems": MAX_CALLS,
             },
@@ -60,6 +63,7 @@ def reply_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def response_format(tools: list[dict[str, Any]]) -> dict[str, Any]:
+def response_format(tools: list[dict[str, Any]], paths: list[str] | None = None) -> dict[str, Any]:
     """The OpenAI-style `response_format` carrying the schema (llama.cpp and vLLM both accept it)."""
-    return {"type": "json_schema", "json_schema": {"name": "tool_calls", "strict": True, "schema": reply_schema(tools)}}
+    schema = reply_schema(tools, paths)
+    return {"type": "json_schema", "json_schema": {"name": "tool_calls", "strict": True, "schema": schema}}

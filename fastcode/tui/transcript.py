@@ -14,6 +14,7 @@ from textual.widgets import Collapsible, Markdown, Static
 
 from fastcode.events import (
     ApprovalRequested,
+    AttemptRejected,
     ErrorEvent,
     Escalated,
     Event,
@@ -157,6 +158,9 @@ class Transcript(VerticalScroll):
                 await self.add(block)
             case StepFinished() if self.plan is not None:
                 self.plan.tick(event.step)
+            case AttemptRejected():
+                line = f"↺ attempt rejected ({event.reason}): its edits were put back; sampling again"
+                await self.add(Static(Text(line), classes="warning"))
             case Escalated():
                 await self.add(Static(Text(f"⇡ escalating to {event.route}: {event.reason}"), classes="warning"))
             case ErrorEvent():
