@@ -22,6 +22,7 @@ from fastcode import messages as msg
 from fastcode.attempts import Attempt
 from fastcode.checkpoint import Checkpointer
 from fastcode.config import STEP_KINDS, ModelProfile, Settings
+from fastcode.context import testcmd
 from fastcode.context.budget import ContextBudget
 from fastcode.context.gather import gather_sections
 from fastcode.context.testcmd import detect_test_command
@@ -128,6 +129,8 @@ class Session:
         self.failing_tests, self.tests_failing_before = [], None
         calls_before = self.model_calls
         faststart.preload_openai()
+        if self.settings.agent.auto_test or self.settings.context.run_tests:  # a warm pytest, ready before it's needed
+            testcmd.prestart(self.test_command(), self.root, runner=self.settings.agent.test_runner)
         # gitpython's import and the repo lookup run in the background; the first write waits for them if needed.
         checkpoint = _BACKGROUND.submit(Checkpointer, self.root, run_dir(self.root, run_id), run_id)
         emit(

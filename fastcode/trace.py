@@ -143,7 +143,7 @@ class TraceBuilder:
                         "tests",
                         f"tests:{event.seq}",
                         0,
-                        event.command,
+                        event.command + (" (warm)" if event.runner == "warm" else ""),
                         t - event.ms / 1000,
                         end=t,
                         ok=event.passed,

@@ -2,9 +2,9 @@
 
 Figures (each the median of several runs): the "fix the failing test" case study at 150 ms TTFT / 200 tok/s decode /
 5,000 tok/s prefill (wall time, model calls); process start to the first request on the wire; the cached share of
-prompt tokens over calls 2..n; engine overhead per step (p50, p95); four independent searches at once vs the slowest
-alone; and, when llama-server is installed, the embedded model's cold vs warm TTFT. Targets are printed beside the
-figures: this is a report, not a test.
+prompt tokens over calls 2..n; engine overhead per step (p50, p95); the case study's test run, warm runner vs
+subprocess; four independent searches at once vs the slowest alone; and, when llama-server is installed, the
+embedded model's cold vs warm TTFT. Targets are printed beside the figures: this is a report, not a test.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -163,6 +164,35 @@ def bench_version(runs: int) -> list[tuple[str, str, str, bool]]:
     return [("fastcode --version", f"{ms:.0f} ms", "< 60 ms", ms < 60)]
 
 
+def bench_tests(runs: int) -> list[tuple[str, str, str, bool]]:
+    """The case-study repo's test command as the engine runs it after an edit: forked from the warm runner vs a
+    subprocess (the runner's own start, once per session, is left out)."""
+    from fastcode.context import testcmd
+
+    command = f"{shlex.quote(sys.executable)} -m pytest -x -q"
+    times: dict[str, list[float]] = {"warm": [], "subprocess": []}
+
+    async def measure(root: Path) -> bool:
+        testcmd.prestart(command, root)
+        ok = (await testcmd.run_tests(command, root)).runner == "warm"
+        for _ in range(max(5, runs * 2)):
+            for mode in times:
+                testcmd.prestart(command, root, runner="auto" if mode == "warm" else "subprocess")
+                result = await testcmd.run_tests(command, root)
+                ok = ok and result.runner == mode and result.exit_code == 1
+                times[mode].append(result.ms)
+        return ok
+
+    with tempfile.TemporaryDirectory(prefix="fastcode-bench-tests-") as tmp:
+        ok = asyncio.run(measure(make_case_repo(Path(tmp) / "case")))
+        testcmd.shutdown()
+    warm, cold = (statistics.median(times[mode]) for mode in ("warm", "subprocess"))
+    return [
+        ("test run: warm runner / subprocess (case study, pytest -x -q)", f"{warm:.0f} / {cold:.0f} ms",
+         "warm <= 50%", ok and warm <= 0.5 * cold),
+    ]  # fmt: skip
+
+
 def make_search_repo(folder: Path, files: int = 5000, lines: int = 600) -> Path:
     for i in range(files):
         sub = folder / f"pkg{i % 30}"
@@ -239,16 +269,20 @@ def print_table(rows: list[tuple[str, str, str, bool]]) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fastcode bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (medians are printed)")
-    parser.add_argument("--only", choices=("agent", "search", "local"), action="append", help="just these figures")
+    parser.add_argument(
+        "--only", choices=("agent", "tests", "search", "local"), action="append", help="just these figures"
+    )
     args = parser.parse_args(argv)
     if shutil.which("git") is None:
         print("fastcode bench: git is needed to build the case-study repo", file=sys.stderr)
         return 2
-    wanted = args.only or ["agent", "search", "local"]
+    wanted = args.only or ["agent", "tests", "search", "local"]
     rows: list[tuple[str, str, str, bool]] = []
     if "agent" in wanted:
         rows += bench_version(args.runs)
         rows += bench_agent(args.runs)
+    if "tests" in wanted:
+        rows += bench_tests(args.runs)
     if "search" in wanted:
         rows += bench_search(args.runs)
     if "local" in wanted:

@@ -1,8 +1,14 @@
-"""Finding the repo's test command (pytest, npm test, go test, cargo test) and running it with bounded output."""
+"""Finding the repo's test command (pytest, npm test, go test, cargo test) and running it with bounded output.
+
+A plain pytest command runs in a warm runner (`fastcode.testrunner`: pytest and its plugins already imported, each
+run a forked child) unless `agent.test_runner = "subprocess"`; anything else, or any failure of the runner, runs it
+as a subprocess with the same result. `prestart` starts the runner early; `shutdown` stops every runner.
+"""
 
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import time
 from dataclasses import dataclass
@@ -10,6 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastcode.events import TestsRun
+from fastcode.testrunner import pool
+from fastcode.testrunner.client import RunnerError
+from fastcode.testrunner.command import Invocation, pytest_invocation
 from fastcode.tools.shell import run_command
 
 if TYPE_CHECKING:
@@ -23,6 +32,30 @@ class TestResult:
     passed: bool
     output: str
     ms: float
+    runner: str = "subprocess"
+    """"warm" (a child of the warm runner) or "subprocess"."""
+    note: str = ""
+    """Why a pytest command ran as a subprocess instead of warm ("" when it did not fall back)."""
+
+
+_modes: dict[Path, str] = {}
+"""Repo root -> `agent.test_runner` as `prestart` was told ("auto" when it was not called)."""
+
+
+def prestart(command: str, root: Path, *, runner: str = "auto") -> None:
+    """Start the warm runner for this repo's pytest command now, while the run does other work, so the first test
+    run finds pytest and its plugins imported. `runner` is `agent.test_runner` ("subprocess": never use one for
+    this root). Returns at once, never raises, does nothing for other commands; a live runner is reused, so call
+    it at the start of every run of a session."""
+    root = root.resolve()
+    _modes[root] = runner
+    if runner != "subprocess" and command and isinstance(invocation := pytest_invocation(command, root), Invocation):
+        pool.prestart(invocation, root)
+
+
+def shutdown() -> None:
+    """Stop every warm runner (they also exit by themselves when this process dies)."""
+    pool.shutdown()
 
 
 def detect_test_command(root: Path) -> str | None:
@@ -55,18 +88,33 @@ async def run_tests_traced(
     """Run the tests and put a TestsRun event (with the output's tail) in the trace."""
     result = await run_tests(command, root, timeout_s=timeout_s, select=select)
     emit(TestsRun, command=result.command, exit_code=result.exit_code, passed=result.passed, ms=result.ms,
-         output_tail=result.output[-2000:])  # fmt: skip
+         output_tail=result.output[-2000:], runner=result.runner, note=result.note)  # fmt: skip
     return result
 
 
 async def run_tests(
     command: str, root: Path, *, timeout_s: float = 300.0, max_chars: int = 12_000, select: list[str] | None = None
 ) -> TestResult:
-    if select and "pytest" in command:  # lead's stand-in until the warm runner lands: node ids appended
-        import shlex
-
-        command = f"{command} {' '.join(shlex.quote(node) for node in select)}"
+    """Run the test command (warm when it is a plain pytest command); `select`: pytest node ids to run instead of
+    the command's default selection (ignored for other test commands)."""
     started = time.perf_counter()
-    exit_code, output = await run_command(command, root, timeout_s=timeout_s, max_chars=max_chars)
+    shown = command
+    if select and "pytest" in command:
+        shown = f"{command} {' '.join(shlex.quote(node) for node in select)}"
+    invocation, note = pytest_invocation(command, root), ""
+    if isinstance(invocation, str):
+        note = invocation
+    elif _modes.get(root.resolve(), "auto") != "subprocess":
+        try:
+            args = [*invocation.args, *(select or [])]
+            warm = await pool.run(invocation, root.resolve(), args, timeout_s=timeout_s, max_chars=max_chars)
+            return _result(shown, warm.exit_code, warm.body(), started, "warm", "")
+        except RunnerError as exc:
+            note = str(exc)
+    exit_code, output = await run_command(shown, root, timeout_s=timeout_s, max_chars=max_chars)
+    return _result(shown, exit_code, output, started, "subprocess", note)
+
+
+def _result(command: str, exit_code: int | None, output: str, started: float, runner: str, note: str) -> TestResult:
     ms = round((time.perf_counter() - started) * 1000, 2)
-    return TestResult(command, exit_code, exit_code == 0, output, ms)
+    return TestResult(command, exit_code, exit_code == 0, output, ms, runner, note)

@@ -1,0 +1,211 @@
+"""One warm runner process, seen from fastcode: start it, wait until it is ready, run pytest in it, stop it.
+
+Talks to `server.py` over a unix socket pair (JSON lines) through the event loop's socket calls, so a runner is not
+tied to one event loop. Owns the parent's side of a run: the timeout, and the child's process group killed on
+timeout (SIGTERM, then SIGKILL) or when the awaiting task is cancelled. Any failure of the runner itself raises
+RunnerError saying why; the caller then runs the command as a subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+from contextlib import suppress
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from fastcode.tools.shell import CommandResult
+
+SERVER = Path(__file__).with_name("server.py")
+READY_TIMEOUT_S = 60.0
+"""How long the first run waits for the runner to import pytest and the plugins."""
+TERM_GRACE_S = 2.0
+"""After SIGTERM on timeout, how long the child's group gets before SIGKILL (as for a subprocess run)."""
+
+
+class RunnerError(Exception):
+    """The warm runner could not serve a run; the message is the note shown beside the subprocess fallback."""
+
+
+class Rerun(RunnerError):
+    """This run's result cannot be trusted to match a subprocess run's (the runner itself is fine)."""
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+class WarmRunner:
+    """A runner process for one interpreter and repo root; `run` serves one test run at a time."""
+
+    def __init__(self, python: tuple[str, ...], root: Path) -> None:
+        self.python, self.root = python, root
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.proc = subprocess.Popen(
+                [*python, str(SERVER), str(theirs.fileno())],
+                cwd=root,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,  # never read while it runs: its stdout is a pipe, as a subprocess run's is
+                stderr=subprocess.STDOUT,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self.sock.close()
+            raise RunnerError(f"the warm runner did not start: {exc}") from exc
+        finally:
+            theirs.close()
+        self.sock.setblocking(False)
+        self.buffer = b""
+        self.ready: dict[str, Any] | None = None
+        self.busy = self.closed = False
+        self._ids = itertools.count(1)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        return not self.closed and self.proc.poll() is None
+
+    def _gone(self) -> str:
+        """Why the runner stopped answering, with the last line it printed."""
+        last = ""
+        with suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=1)
+        if self.proc.stdout is not None and self.proc.poll() is not None:
+            with suppress(OSError, TypeError):
+                os.set_blocking(self.proc.stdout.fileno(), False)
+                lines = (os.read(self.proc.stdout.fileno(), 65536) or b"").decode(errors="replace").splitlines()
+                last = next((line.strip() for line in reversed(lines) if line.strip()), "")
+        return "the warm runner exited" + (f": {last}" if last else "")
+
+    async def _message(self) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        while b"\n" not in self.buffer:
+            try:
+                data = await loop.sock_recv(self.sock, 65536)
+            except OSError as exc:
+                raise RunnerError(f"lost the warm runner: {exc}") from exc
+            if not data:
+                raise RunnerError(self._gone())
+            self.buffer += data
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        try:
+            message = json.loads(line)
+        except ValueError as exc:
+            raise RunnerError(f"the warm runner sent something else than JSON: {line[:80]!r}") from exc
+        if not isinstance(message, dict):
+            raise RunnerError(f"the warm runner sent an unexpected message: {line[:80]!r}")
+        return message
+
+    async def _reply(self, run_id: int, event: str, timeout_s: float) -> dict[str, Any]:
+        """The next message of this run (messages left over from a cancelled run are skipped)."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                message = await self._message()
+                if message.get("id") == run_id and message.get("event") == event:
+                    return message
+
+    async def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> dict[str, Any]:
+        """The runner's hello once pytest and the plugins are imported; RunnerError when it failed to get there."""
+        if self.ready is None:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    message = await self._message()
+            except TimeoutError:
+                raise RunnerError(f"the warm runner was not ready after {timeout_s:g} s") from None
+            if message.get("event") != "ready":
+                raise RunnerError(str(message.get("error") or f"unexpected hello from the warm runner: {message}"))
+            self.ready = message
+        return self.ready
+
+    async def run(self, args: list[str], *, script: str = "", timeout_s: float, max_chars: int) -> CommandResult:
+        """Run pytest with `args` in a fresh child; exit code None when it timed out and its group was killed."""
+        if self.closed:
+            raise RunnerError("the warm runner was stopped")
+        if self.busy:
+            raise RunnerError("the warm runner is busy with another run")
+        self.busy = True
+        try:
+            return await self._run(args, script, timeout_s, max_chars)
+        except Rerun:
+            raise
+        except RunnerError:
+            self.close()
+            raise
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            self.close()
+            raise RunnerError(f"protocol error with the warm runner: {type(exc).__name__}: {exc}") from exc
+        finally:
+            self.busy = False
+
+    async def _run(self, args: list[str], script: str, timeout_s: float, max_chars: int) -> CommandResult:
+        await self.wait_ready()
+        run_id = next(self._ids)
+        request = {"id": run_id, "args": args, "script": script, "cwd": str(self.root), "max_bytes": max_chars}
+        await asyncio.get_running_loop().sock_sendall(self.sock, (json.dumps(request) + "\n").encode())
+        try:
+            pgid = int((await self._reply(run_id, "started", READY_TIMEOUT_S))["pid"])
+        except asyncio.CancelledError:
+            self.close()  # the runner kills a child it cannot report on when fastcode hangs up
+            raise
+        except TimeoutError:
+            raise RunnerError("the warm runner did not start the run") from None
+        try:
+            done = await self._reply(run_id, "done", timeout_s)
+        except TimeoutError:
+            return await self._stop(run_id, pgid)
+        except asyncio.CancelledError:
+            _signal_group(pgid, signal.SIGKILL)
+            raise
+        result = self._result(done)
+        if result.exit_code is not None and result.exit_code < 0:
+            raise Rerun(f"the test process was killed by signal {-result.exit_code}")
+        return result
+
+    async def _stop(self, run_id: int, pgid: int) -> CommandResult:
+        """Timed out: SIGTERM the child's group, then SIGKILL; the output so far, exit code None."""
+        _signal_group(pgid, signal.SIGTERM)
+        for then in (signal.SIGKILL, None):
+            try:
+                return replace(self._result(await self._reply(run_id, "done", TERM_GRACE_S)), exit_code=None)
+            except TimeoutError:
+                if then is not None:
+                    _signal_group(pgid, then)
+        self.close()
+        return CommandResult(None, "", 0, False)
+
+    @staticmethod
+    def _result(done: dict[str, Any]) -> CommandResult:
+        dropped = int(done["dropped"])
+        text = base64.b64decode(done["output"]).decode("utf-8", errors="replace")
+        return CommandResult(int(done["status"]), text.lstrip("\ufffd") if dropped else text, dropped,
+                             bool(done["leftovers"]))  # fmt: skip
+
+    def close(self) -> None:
+        """Hang up: a ready runner exits by itself (killing a child still running), killed if it has not after 2 s;
+        one still importing is killed at once (it has no child yet)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.sock.close()
+        if self.ready is None:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()

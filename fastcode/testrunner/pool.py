@@ -1,0 +1,83 @@
+"""The live warm runners: one per (interpreter, repo root, environment), reused between runs and follow-ups.
+
+Owns their lifetime in fastcode: started early by `prestart`, or by the first run; at most MAX_RUNNERS alive (the
+least recently used one is stopped); a runner that failed to get ready is remembered so later runs fall back at
+once; all are stopped by `shutdown` (also registered with atexit; a runner also exits by itself when fastcode dies).
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+from collections import OrderedDict
+from contextlib import suppress
+from pathlib import Path
+
+from fastcode.testrunner.client import RunnerError, WarmRunner
+from fastcode.testrunner.command import Invocation
+from fastcode.tools.shell import CommandResult
+
+MAX_RUNNERS = 2
+"""Runners alive at once (each holds pytest and its plugins in memory)."""
+
+_Key = tuple[tuple[str, ...], str, str]
+_runners: OrderedDict[_Key, WarmRunner] = OrderedDict()
+_failed: dict[_Key, str] = {}
+
+
+def _key(invocation: Invocation, root: Path) -> _Key:
+    # A runner inherits the environment it was started in: a changed one (PYTHONPATH, PYTEST_*) needs another.
+    environment = hashlib.sha256(repr(sorted(os.environ.items())).encode()).hexdigest()
+    return invocation.python, str(root), environment
+
+
+def runner_for(invocation: Invocation, root: Path) -> WarmRunner:
+    """The live runner for this interpreter and root, started now if there is none; RunnerError when there cannot
+    be one (an earlier one failed to get ready, or it cannot be started)."""
+    key = _key(invocation, root)
+    if key in _failed:
+        raise RunnerError(_failed[key])
+    runner = _runners.get(key)
+    if runner is not None and not runner.alive:
+        del _runners[key]
+        runner = None
+    if runner is None:
+        try:
+            runner = _runners[key] = WarmRunner(invocation.python, root)
+        except RunnerError as exc:
+            _failed[key] = str(exc)
+            raise
+        while len(_runners) > MAX_RUNNERS:
+            _runners.popitem(last=False)[1].close()
+    _runners.move_to_end(key)
+    return runner
+
+
+def prestart(invocation: Invocation, root: Path) -> None:
+    """Start the runner now (it imports pytest and the plugins while fastcode does other work)."""
+    with suppress(RunnerError):  # the run will fall back and say why
+        runner_for(invocation, root)
+
+
+async def run(
+    invocation: Invocation, root: Path, args: list[str], *, timeout_s: float, max_chars: int
+) -> CommandResult:
+    """Run pytest with `args` in this invocation's warm runner; RunnerError when it cannot serve the run."""
+    key = _key(invocation, root)
+    runner = runner_for(invocation, root)
+    try:
+        return await runner.run(args, script=invocation.script, timeout_s=timeout_s, max_chars=max_chars)
+    except RunnerError as exc:
+        if runner.closed and runner.ready is None:
+            _failed[key] = str(exc)  # it never got ready (a plugin failed to import…): it will not next time either
+        raise
+
+
+def shutdown() -> None:
+    """Stop every runner."""
+    while _runners:
+        _runners.popitem()[1].close()
+
+
+atexit.register(shutdown)

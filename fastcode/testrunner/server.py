@@ -1,0 +1,262 @@
+"""The warm runner process: imports pytest and the installed pytest plugins once, then forks one child per test run.
+
+Run as a script by the interpreter the test command names (`python server.py FD`, cwd = the repo root). It uses the
+standard library and pytest only — never fastcode, never the repository's own modules: each run is a fresh child
+that imports them anew, with sys.path, argv, stdout/stderr and exit status as `python -m pytest` (or the `pytest`
+script) would have them. Protocol, JSON lines over the inherited unix socket FD:
+
+    runner -> {"event": "ready", "pid": ..., "pytest": ...}  or  {"event": "failed", "error": ...}
+    client -> {"id": n, "args": [...], "script": "", "cwd": root, "max_bytes": n}
+    runner -> {"id": n, "event": "started", "pid": pid}            the child leads its own process group
+    runner -> {"id": n, "event": "done", "status": s, "output": base64, "dropped": n, "leftovers": bool}
+
+`status` is the exit code, or minus the signal that killed the child. The runner exits when the socket closes
+(fastcode exited or died), killing a running child's process group first. Kept compatible with Python 3.8.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import gc
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+import warnings
+
+DRAIN_GRACE_S = 0.5
+"""After the child exits, how long its background processes may hold the output pipe before they are killed."""
+
+
+def _send(sock: socket.socket, message: dict) -> None:
+    sock.sendall((json.dumps(message) + "\n").encode())
+
+
+class _Lines:
+    """JSON lines from the client; EOF means the client is gone."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self.buffer = sock, b""
+
+    def fill(self) -> bool:
+        data = self.sock.recv(65536)
+        self.buffer += data
+        return bool(data)
+
+    def next(self) -> dict | None:
+        while b"\n" not in self.buffer:
+            if not self.fill():
+                return None
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+
+def _repo_module(root: str) -> str:
+    """The name of an imported module that lives in the repository (not in an environment inside it), or ""."""
+    inside = os.path.realpath(root) + os.sep
+    envs = tuple(os.path.realpath(p) + os.sep for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if name == "__main__" or not isinstance(path, str):
+            continue
+        real = os.path.realpath(path)
+        if real.startswith(inside) and not real.startswith(envs) and "-packages" + os.sep not in real:
+            return name
+    return ""
+
+
+def _preload(root: str) -> list[str]:
+    """Import pytest and the `pytest11` plugins as pytest itself would: in the order pluggy loads them, through
+    pytest's assertion-rewriting import hook (so a child's pytest finds them rewritten, as it expects). Returns the
+    warnings the imports showed, which every child prints first, as a fresh interpreter would."""
+    from importlib import metadata
+
+    with warnings.catch_warnings(record=True) as shown:
+        import pytest  # noqa: F401
+
+        if not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+            from _pytest.assertion import install_importhook
+            from _pytest.config import _iter_rewritable_modules, get_config
+
+            config = get_config()
+            if not hasattr(config, "inicfg"):
+                config.inicfg = {}
+            hook = install_importhook(config)
+            try:
+                dists = list(metadata.distributions())
+                files = [str(f) for d in dists if any(ep.group == "pytest11" for ep in d.entry_points)
+                         for f in d.files or []]  # fmt: skip
+                hook.mark_rewrite(*_iter_rewritable_modules(files))
+                loaded = set()
+                for dist in dists:
+                    for ep in dist.entry_points:
+                        if ep.group != "pytest11" or ep.name in loaded:
+                            continue
+                        loaded.add(ep.name)
+                        try:
+                            ep.load()
+                        except BaseException as exc:
+                            raise RuntimeError(f"the pytest plugin {ep.name!r} ({ep.value}) failed to import: "
+                                               f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
+            finally:
+                if hook in sys.meta_path:
+                    sys.meta_path.remove(hook)
+    for caught in shown:
+        if caught.category.__name__ == "PytestAssertRewriteWarning":
+            raise RuntimeError(f"pytest could not rewrite a plugin: {caught.message}")
+    name = _repo_module(root)
+    if name:
+        raise RuntimeError(f"a pytest plugin imports the repository's own module {name!r}")
+    texts = [warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line) for w in shown]
+    # Every child starts with these objects: keep them out of its collections (pytest collects five times a run).
+    gc.collect()
+    gc.freeze()
+    return texts
+
+
+def _exit_status(code: object) -> int:
+    """The process exit status for `SystemExit(code)`, as CPython computes it."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _run_pytest(request: dict, shown: list[str]) -> int:
+    import atexit
+    import runpy
+    import threading
+
+    os.chdir(request.get("cwd") or ".")  # by name: the folder may have been replaced since the runner started
+    script = request.get("script") or ""
+    if script:
+        sys.path.insert(0, os.path.dirname(os.path.realpath(script)))
+    elif not getattr(sys.flags, "safe_path", False):
+        sys.path.insert(0, os.getcwd())
+    for text in shown:
+        sys.stderr.write(text)
+    sys.argv = [script or "-m", *request["args"]]
+    try:
+        if script:
+            runpy.run_path(script, run_name="__main__")
+        else:
+            runpy.run_module("pytest", run_name="__main__", alter_sys=True)
+        status = 0
+    except SystemExit as exc:
+        status = _exit_status(exc.code)
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        status = 1
+    shutdown = getattr(threading, "_shutdown", None)  # what the interpreter does at exit: join threads, atexit
+    if shutdown is not None:
+        shutdown()
+    atexit._run_exitfuncs()
+    return status
+
+
+def _child(request: dict, sock: socket.socket, read_fd: int, write_fd: int, shown: list[str]) -> None:
+    status = 1
+    try:
+        os.setpgid(0, 0)
+        sock.close()
+        os.close(read_fd)
+        os.dup2(write_fd, 1)
+        os.dup2(write_fd, 2)
+        os.close(write_fd)
+        status = _run_pytest(request, shown)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)
+
+
+def _kill(pgid: int) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _serve(request: dict, lines: _Lines, sock: socket.socket, shown: list[str]) -> None:
+    """One run: fork the child, collect the tail of its output until it exits and the pipe closes, report."""
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        _child(request, sock, read_fd, write_fd, shown)
+    os.close(write_fd)
+    with contextlib.suppress(OSError):
+        os.setpgid(pid, pid)  # as the child does itself: whoever is first, the group exists before "started"
+    _send(sock, {"id": request["id"], "event": "started", "pid": pid})
+    limit, tail, dropped = max(int(request.get("max_bytes", 20_000)), 1), bytearray(), 0
+    try:
+        pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+    except OSError:
+        pidfd = None
+    status, exited_at, closed, leftovers = None, 0.0, False, False
+    while not (closed and status is not None):
+        watch = [sock] + ([] if closed else [read_fd]) + ([pidfd] if pidfd is not None and status is None else [])
+        if status is None:
+            timeout = None if pidfd is not None else 0.05
+        else:
+            timeout = max(0.0, exited_at + DRAIN_GRACE_S * (2 if leftovers else 1) - time.monotonic())
+        ready = select.select(watch, [], [], timeout)[0]
+        if read_fd in ready:
+            chunk = os.read(read_fd, 65536)
+            closed = not chunk
+            tail += chunk
+            if len(tail) > limit:
+                dropped += len(tail) - limit
+                del tail[: len(tail) - limit]
+        if sock in ready and not lines.fill():  # fastcode is gone: so is this run
+            _kill(pid)
+            raise SystemExit(0)
+        if status is None:
+            done, raw = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status, exited_at = raw, time.monotonic()
+        elif not closed and time.monotonic() >= exited_at + DRAIN_GRACE_S * (2 if leftovers else 1):
+            if leftovers:
+                break  # something outside the group still holds the pipe: stop listening
+            leftovers = True
+            _kill(pid)
+    os.close(read_fd)
+    if pidfd is not None:
+        os.close(pidfd)
+    code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    output = base64.b64encode(bytes(tail)).decode()
+    _send(sock, {"id": request["id"], "event": "done", "status": code, "output": output, "dropped": dropped,
+                 "leftovers": leftovers})  # fmt: skip
+
+
+def main() -> None:
+    here = os.path.dirname(os.path.realpath(__file__))
+    if sys.path and sys.path[0] == here:
+        del sys.path[0]  # this script's folder is not the repo's business
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    sock.setblocking(True)
+    lines = _Lines(sock)
+    try:
+        shown = _preload(os.getcwd())
+    except BaseException as exc:
+        _send(sock, {"event": "failed", "error": str(exc) or type(exc).__name__})
+        return
+    import pytest
+
+    _send(sock, {"event": "ready", "pid": os.getpid(), "python": sys.executable, "pytest": pytest.__version__})
+    while True:
+        request = lines.next()
+        if request is None:
+            return
+        _serve(request, lines, sock, shown)
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError, ConnectionError):
+        main()
