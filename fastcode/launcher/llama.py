@@ -3,8 +3,9 @@
 `--host 127.0.0.1 --port P --jinja -c CTX -np 2 --kv-unified --metrics`, an alias (the model name requests use),
 `--cache-ram` (host-memory prompt cache, so a planner and an actor conversation both stay cached) where the binary
 has it, `-ngl 999 -fa on` only on GPU builds, and speculative decoding when asked: `--draft PATH` -> `-md PATH`,
-`--lookup` -> n-gram lookup (`--spec-default`, else `--spec-type ngram-mod`) when the binary has it. Requests are
-never pinned to a slot (`id_slot`): the server picks the slot whose cache matches best.
+`--lookup` -> n-gram lookup (`--spec-default`, else `--spec-type ngram-mod`) when the binary has it, and
+`--slot-save-path DIR` for a kept-alive server whose prompt cache outlives it (see `slot_cache`). Requests are never
+pinned to a slot (`id_slot`): the server picks the slot whose cache matches best.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class LlamaOptions:
     draft: Path | None = None
     lookup: bool = False
     host: str = "127.0.0.1"
+    slot_dir: Path | None = None
+    """Where llama-server may save and restore slots (`--slot-save-path`); None: not at all."""
 
     @property
     def served_name(self) -> str:
@@ -91,6 +94,8 @@ def llama_flags(opts: LlamaOptions, text: str, *, gpu: bool) -> tuple[list[Flag]
         flags.append(Flag.of(("-md", "--model-draft", "--spec-draft-model"), opts.draft, why="no draft model"))
         if gpu:
             flags.append(Flag.of(("-ngld", "--gpu-layers-draft", "--n-gpu-layers-draft"), 999))
+    if opts.slot_dir is not None:
+        flags.append(Flag.of("--slot-save-path", opts.slot_dir, why="the prompt cache is lost when it stops"))
     if opts.lookup:
         extra, notes = _lookup_flags(text, supported)
         flags += extra

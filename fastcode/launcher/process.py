@@ -1,9 +1,10 @@
 """Server processes: a free port, start in a process group of their own, readiness, warm-up, reuse and stop.
 
-`launch` reuses a live detached server for the same model or starts one (state file + log, see `state`), polls
-`/health` then `/v1/models` until a deadline, and sends one warm-up request. A server that is not detached gets its
-parent-death signal set (Linux), so it goes away even if fastcode is killed with SIGKILL; `stop_group` sends
-SIGTERM to the whole process group, waits, then SIGKILLs what is left.
+`launch` reuses a live server for the same model or starts one (state file + log, see `state`), polls `/health`
+then `/v1/models` until a deadline, and sends one warm-up request. A server that is neither detached nor kept alive
+gets its parent-death signal set (Linux), so it goes away even if fastcode is killed with SIGKILL; a kept-alive one
+runs under its supervisor (`keepalive`), which stops it once idle, and is leased while a run uses it. Stopping
+signals the whole process group (`procgroup.stop_group`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,20 +20,20 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastcode.launcher.binaries import cached_output
+from fastcode.launcher.procgroup import spawn, stop_group
 from fastcode.launcher.state import (
     ServerState,
     list_states,
-    prepare_dir,
     proc_start_time,
-    proc_stat,
     process_alive,
     prune_logs,
+    release_lease,
     remove_state,
+    take_lease,
     write_state,
 )
 from fastcode.models.warmup import WarmupResult, agent_prefix, warmup_request
@@ -53,6 +53,8 @@ class Running:
     reused: bool = False
     warmup: WarmupResult | None = None
     ready_ms: float = 0.0
+    lease: Path | None = None
+    """This process's lease on a keep-alive server: release it (`release_lease`) when done with the server."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -79,47 +81,6 @@ def log_tail(path: str | Path, lines: int = 15) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:]) or "(empty log)"
 
 
-def _die_with_parent(argv: list[str]) -> tuple[list[str], Callable[[], None] | None]:
-    """(argv, preexec) asking Linux to SIGTERM the server when this process dies, even by SIGKILL.
-
-    The parent-death signal belongs to the thread that forks, so it is set only from the main thread: with a
-    preexec function when no other thread runs (one could hold a lock the forked child needs), else through
-    `setpriv --pdeathsig TERM` when util-linux has it, else not at all (normal exits still stop the server).
-    """
-    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
-        return argv, None
-    if threading.active_count() > 1:
-        setpriv = shutil.which("setpriv")
-        if setpriv and "--pdeathsig" in cached_output([setpriv, "--help"], timeout_s=10):
-            return [setpriv, "--pdeathsig", "TERM", *argv], None
-        return argv, None
-    import ctypes
-
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return argv, None
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return argv, preexec
-
-
-def spawn(argv: list[str], log: Path, *, die_with_parent: bool) -> subprocess.Popen[bytes]:
-    """Start `argv` in a new session (its own process group), output to `log`, stdin closed."""
-    prepare_dir(log.parent)
-    argv, preexec = _die_with_parent(argv) if die_with_parent else (argv, None)
-    with open(log, "ab") as out:
-        return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=preexec,
-        )  # fmt: skip
-
-
 def wait_ready(state: ServerState, proc: subprocess.Popen[bytes] | None, timeout_s: float) -> float:
     """Poll /health, then /v1/models, until both answer 200; return the ms it took. ServerError on exit or deadline."""
     started = time.monotonic()
@@ -141,44 +102,6 @@ def wait_ready(state: ServerState, proc: subprocess.Popen[bytes] | None, timeout
         else:
             time.sleep(0.1)
     return round((time.monotonic() - started) * 1000, 2)
-
-
-def _group_alive(pgid: int) -> bool:
-    """True while a process of group `pgid` runs. Zombies do not count (an init that never reaps them would
-    otherwise make every stop wait for its full grace period)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    for entry in proc.iterdir():
-        stat = proc_stat(int(entry.name)) if entry.name.isdigit() else None
-        if stat and len(stat) > 2 and stat[2] == str(pgid) and stat[0] != "Z":
-            return True
-    return False
-
-
-def stop_group(pid: int, *, proc: subprocess.Popen[bytes] | None = None, grace_s: float = 10.0) -> None:
-    """SIGTERM the process group led by `pid`, wait up to `grace_s`, then SIGKILL whatever is left of it."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if proc is not None:
-            proc.poll()  # reap the leader, or it stays a zombie member of the group
-        if not _group_alive(pid):
-            break
-        time.sleep(0.05)
-    else:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-    if proc is not None:  # the leader may have exited just after the last poll: reap it
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=5)
 
 
 def stop_server(folder: Path, state: ServerState, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -205,6 +128,37 @@ def find_running(folder: Path, kind: str, model: str) -> ServerState | None:
     return None
 
 
+def _reuse(folder: Path, kind: str, model: str) -> Running | None:
+    """The running server for `model`, leased when it is a keep-alive one. The lease is checked against the state
+    file after it is taken: a supervisor retiring its idle server removes the file before it looks for leases."""
+    existing = find_running(folder, kind, model)
+    if existing is None or existing.keep_alive_s <= 0:
+        return None if existing is None else Running(existing, None, reused=True)
+    lease = take_lease(folder, existing.id)
+    if (folder / f"{existing.id}.json").exists() and process_alive(existing.pid, existing.proc_start):
+        return Running(existing, None, reused=True, lease=lease)
+    release_lease(lease)
+    return None
+
+
+def _supervised(folder: Path, server_id: str, port: int, keep_alive_s: float, argv: list[str],
+                extra: Sequence[str]) -> list[str]:  # fmt: skip
+    return [sys.executable, "-m", "fastcode.launcher.keepalive", "--folder", str(folder), "--id", server_id,
+            "--idle", f"{keep_alive_s:g}", "--url", f"http://127.0.0.1:{port}", *extra, "--", *argv]  # fmt: skip
+
+
+def _wait_supervisor(folder: Path, state: ServerState, proc: subprocess.Popen[bytes], deadline: float) -> None:
+    """Wait for the supervisor's `<id>.ready` (written once it has restored the server's saved prompt cache)."""
+    while not (folder / f"{state.id}.ready").exists():
+        if proc.poll() is not None:
+            raise ServerError(f"the keep-alive supervisor exited with code {proc.returncode}; last lines of "
+                              f"{state.log}:\n{log_tail(state.log)}")  # fmt: skip
+        if time.monotonic() > deadline:
+            raise ServerError(f"the keep-alive supervisor did not report ready; last lines of {state.log}:\n"
+                              f"{log_tail(state.log)}")  # fmt: skip
+        time.sleep(0.05)
+
+
 def warm_up(state: ServerState, timeout_s: float = 120.0) -> WarmupResult:
     """One `max_tokens: 1` request with fastcode's system prompt and tools, so the first real call is cached."""
     messages, tools = agent_prefix()
@@ -226,27 +180,40 @@ def launch(
     reuse: bool = True,
     ready_timeout_s: float = 120.0,
     warm: bool = True,
+    keep_alive_s: float = 0.0,
+    supervisor_args: Sequence[str] = (),
 ) -> Running:
     """Reuse a running server for `model` or start one (argv from `build_argv(port)`), wait until ready, warm it.
 
+    `keep_alive_s` > 0: the server runs under a keep-alive supervisor and outlives this process; the returned
+    `Running.lease` (also taken on a reused keep-alive server) keeps it up until released; `supervisor_args` are
+    passed to the supervisor (`--slots KEY`).
     On any failure, Ctrl-C included, a server started here is stopped before the exception propagates.
     """
-    if reuse and (existing := find_running(folder, kind, model)) is not None:
-        return Running(existing, None, reused=True)
+    if reuse and (existing := _reuse(folder, kind, model)) is not None:
+        return existing
     prune_logs(folder)
     for attempt in range(2):  # a picked port can be taken before the server binds it: pick again once
         chosen = port or free_port()
         server_id = f"{kind}-{secrets.token_hex(3)}"
         log = folder / f"{server_id}.log"
         argv = build_argv(chosen)
-        proc = spawn(argv, log, die_with_parent=not detach)
+        lease = take_lease(folder, server_id) if keep_alive_s > 0 else None
+        if keep_alive_s > 0:
+            supervised = _supervised(folder, server_id, chosen, keep_alive_s, argv, supervisor_args)
+            proc = spawn(supervised, log, die_with_parent=False)
+        else:
+            proc = spawn(argv, log, die_with_parent=not detach)
         state = ServerState(server_id, kind, model, served_name, chosen, proc.pid, time.time(), str(log), detach,
-                            ephemeral, proc_start_time(proc.pid), command=argv)  # fmt: skip
+                            ephemeral, proc_start_time(proc.pid), command=argv, keep_alive_s=keep_alive_s)  # fmt: skip
         write_state(folder, state)
         try:
+            started = time.monotonic()
             ready_ms = wait_ready(state, proc, ready_timeout_s)
+            if keep_alive_s > 0:
+                _wait_supervisor(folder, state, proc, started + ready_timeout_s)
             result = warm_up(state, timeout_s=max(30.0, ready_timeout_s)) if warm else None
-            return Running(state, proc, warmup=result, ready_ms=ready_ms)
+            return Running(state, proc, warmup=result, ready_ms=ready_ms, lease=lease)
         except ServerError:
             stop_server(folder, state, proc)
             if attempt == 0 and port is None and "address already in use" in log_tail(log).lower():

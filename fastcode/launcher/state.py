@@ -3,12 +3,20 @@
 State lives in `<repo>/.fastcode/serve/` when the folder is inside a git repository (the nearest folder above it
 holding `.git`), else in `~/.cache/fastcode/serve/` ($XDG_CACHE_HOME respected). Each server has `<id>.json` (a
 `ServerState`) and `<id>.log` (its stdout and stderr); a `.gitignore` of `*` keeps both out of `git status`.
+
+A keep-alive server (see `keepalive`) also has `<id>.leases/`: one file per fastcode process using it, named after
+its pid and start time, so a lease of a process that died (even by SIGKILL) is recognised as stale; and `<id>.ready`
+once its supervisor has set it up. Its state file's mtime is its last activity: the supervisor touches it whenever
+the server is in use.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,6 +46,8 @@ class ServerState:
     """The process's start time from /proc (guards against a recycled pid)."""
     host: str = "127.0.0.1"
     command: list[str] = field(default_factory=list)
+    keep_alive_s: float = 0.0
+    """> 0: run by a keep-alive supervisor (`pid`), which stops it after this many seconds without activity."""
 
     @property
     def root_url(self) -> str:
@@ -75,6 +85,47 @@ def write_state(folder: Path, state: ServerState) -> Path:
 
 def remove_state(folder: Path, server_id: str) -> None:
     (folder / f"{server_id}.json").unlink(missing_ok=True)
+    (folder / f"{server_id}.ready").unlink(missing_ok=True)
+    shutil.rmtree(folder / f"{server_id}.leases", ignore_errors=True)
+
+
+def take_lease(folder: Path, server_id: str) -> Path:
+    """Record that this process uses the server: its supervisor does not count idle time while the lease holds."""
+    leases = folder / f"{server_id}.leases"
+    prepare_dir(folder)
+    leases.mkdir(exist_ok=True)
+    path = leases / f"{os.getpid()}-{proc_start_time(os.getpid())}-{secrets.token_hex(2)}"
+    path.touch()
+    return path
+
+
+def release_lease(lease: Path | None) -> None:
+    if lease is not None:
+        lease.unlink(missing_ok=True)
+
+
+def live_leases(folder: Path, server_id: str) -> int:
+    """How many processes hold a lease on the server; leases of dead processes are removed."""
+    live = 0
+    leases = folder / f"{server_id}.leases"
+    for path in leases.iterdir() if leases.is_dir() else ():
+        pid, _, rest = path.name.partition("-")
+        if pid.isdigit() and process_alive(int(pid), rest.rpartition("-")[0]):
+            live += 1
+        else:
+            path.unlink(missing_ok=True)
+    return live
+
+
+def idle_left(folder: Path, state: ServerState) -> float | None:
+    """Seconds before a keep-alive server stops for lack of activity; None when in use or not a keep-alive one."""
+    if state.keep_alive_s <= 0 or live_leases(folder, state.id):
+        return None
+    try:
+        last = (folder / f"{state.id}.json").stat().st_mtime
+    except OSError:
+        return 0.0
+    return max(0.0, state.keep_alive_s - (time.time() - last))
 
 
 def list_states(folder: Path) -> list[ServerState]:
@@ -88,7 +139,7 @@ def list_states(folder: Path) -> list[ServerState]:
         if process_alive(state.pid, state.proc_start):
             states.append(state)
         else:
-            path.unlink(missing_ok=True)
+            remove_state(folder, state.id)
     return states
 
 

@@ -28,12 +28,15 @@ class WarmupResult:
     error: str = ""
 
 
-def agent_prefix() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The messages and tools every fastcode call starts with: the rendered system prompt and the tool schemas."""
-    from fastcode.prompts import render
+def agent_prefix(tool_mode: str = "constrained") -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The messages and `tools` every fastcode call in `tool_mode` starts with (a local server's default mode is
+    constrained: the system prompt describes the tools and the request carries none)."""
+    from fastcode.toolcalls import resolve_mode
+    from fastcode.toolcalls.prompt import system_prompt
     from fastcode.tools import tool_schemas
 
-    return [{"role": "system", "content": render("system")}], tool_schemas()
+    mode, tools = resolve_mode(tool_mode, "llamacpp"), tool_schemas()
+    return [{"role": "system", "content": system_prompt(tools, mode.tools_in_prompt)}], mode.request(tools)[0]
 
 
 def _post(url: str, body: dict[str, Any], api_key: str | None, timeout_s: float) -> dict[str, Any]:
