@@ -239,6 +239,8 @@ class Session:
             emit(StepFinished, step=step, ms=round((time.perf_counter() - step_start) * 1000, 2))
             if finished := next((o for o in outcomes if o.call.name == "finish" and o.ok), None):
                 return "finished", finished.output, step
+            if trying and state.tests_passed and self.tests_failing_before:  # the edit made the failing tests pass
+                return "finished", reply.parsed.text or "The failing tests pass after the edit.", step
         summary = (
             await self._summarize(emit, agent.max_steps + 1) if state.edited_ever and agent.summarize_on_stop else ""
         )

@@ -46,3 +46,13 @@ async def test_ambiguous_loose_matches_are_refused(tmp_path) -> None:
     else:
         raise AssertionError("an ambiguous loose match must not edit")
     assert (tmp_path / "m.py").read_text() == "if a:\n    x = 1\nif b:\n        x = 1\n"
+
+
+async def test_an_old_that_skipped_a_line_still_edits_the_changed_line(tmp_path) -> None:
+    (tmp_path / "m.py").write_text(
+        'def add(a, b):\n    """Sum."""\n    return a - b\n\n\ndef sub(a, b):\n    return a - b + 0\n'
+    )
+    old, new = "def add(a, b):\n    return a - b", "def add(a, b):\n    return a + b"
+    result = await execute("edit_file", json.dumps({"path": "m.py", "old": old, "new": new}), ToolContext(tmp_path))
+    assert "only the changed lines" in result.output
+    assert (tmp_path / "m.py").read_text().startswith('def add(a, b):\n    """Sum."""\n    return a + b\n')

@@ -220,3 +220,12 @@ async def test_the_last_attempt_stays_for_the_model_to_fix(sample_repo, isolated
     assert events[-1].status == "finished" and events[-1].model_calls == 3
     third = [r for r in server.requests if r.get("max_tokens") != 1][2]
     assert "read_file" in json.dumps(third["response_format"])  # back to every tool
+
+
+async def test_an_edit_first_reply_that_makes_the_failing_tests_pass_finishes_the_run(
+    sample_repo, isolated_env, scripted
+) -> None:
+    server = scripted({"turns": [{"content": "Off by one.", "tool_calls": [{"name": "edit_file", "arguments": FIX}]}]})
+    events = await _run(_session(sample_repo, server.base_url))
+    assert events[-1].status == "finished" and events[-1].model_calls == 1
+    assert events[-1].summary == "Off by one."
