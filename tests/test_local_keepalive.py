@@ -34,6 +34,11 @@ def _wait_gone(pid: int, port: int, timeout_s: float) -> float:
     return time.monotonic() - started
 
 
+def _shared(env: dict[str, str]) -> Path:
+    """Where kept-alive servers are recorded: the user cache, shared by every repo."""
+    return Path(env["XDG_CACHE_HOME"]) / "fastcode" / "serve"
+
+
 def _first_call(repo: Path, run: str, *, warmup: bool = False) -> dict:
     events = [json.loads(line) for line in (repo / ".fastcode" / "runs" / run / "trace.jsonl").read_text().splitlines()]
     return next(e for e in events if e["type"] == "model_call_finished" and bool(e.get("warmup")) is warmup)
@@ -47,7 +52,7 @@ def test_a_second_run_reuses_the_warm_server_until_serve_stop(sample_repo: Path,
     assert "after its last request (local.keep_alive)" in first.stderr and "it stays up 5m" in first.stderr
     port, pid = server_pid(first.stderr)
     try:
-        (state,) = list_states(sample_repo / ".fastcode" / "serve")
+        (state,) = list_states(_shared(env))
         assert (state.pid, state.keep_alive_s) == (pid, 300) and process_alive(pid)  # it outlived the run
         row = run_cli(["serve", "status"], cwd=sample_repo, env=env).stdout.splitlines()[1]
         assert row.startswith(state.id) and "keep-alive, " in row and row.endswith(" left")
@@ -58,12 +63,12 @@ def test_a_second_run_reuses_the_warm_server_until_serve_stop(sample_repo: Path,
         (run,) = [p.name for p in (sample_repo / ".fastcode" / "runs").iterdir() if p.name in second.stderr]
         call = _first_call(sample_repo, run)
         assert call["cached_tokens"] >= 0.9 * call["prompt_tokens"], call  # the system prompt was not prefilled again
-        assert [s.pid for s in list_states(sample_repo / ".fastcode" / "serve")] == [pid]
+        assert [s.pid for s in list_states(_shared(env))] == [pid]
     finally:
         stopped = run_cli(["serve", "stop", "--all"], cwd=sample_repo, env=env)
     assert stopped.returncode == 0 and stopped.stdout.startswith(f"stopped {state.id}")
     _wait_gone(pid, port, timeout_s=15)
-    assert list_states(sample_repo / ".fastcode" / "serve") == []
+    assert list_states(_shared(env)) == []
 
 
 def test_the_server_stops_after_keep_alive_and_its_prompt_cache_survives(sample_repo: Path,
@@ -72,7 +77,7 @@ def test_the_server_stops_after_keep_alive_and_its_prompt_cache_survives(sample_
     """After keep_alive the server stops, saving its slots; the next run's new server restores them, so even its
     first request (the warm-up: system prompt and tools) finds the prompt cached."""
     env = llama_env(isolated_env, tmp_path)
-    folder = sample_repo / ".fastcode" / "serve"
+    folder = _shared(env)
     first = run_cli([*HELLO, "-c", "local.keep_alive=2"], cwd=sample_repo, env=env, timeout=240)
     assert first.returncode in (0, 1), first.stderr
     port, pid = server_pid(first.stderr)
@@ -133,4 +138,4 @@ def test_a_killed_fastcode_leaves_no_server_after_keep_alive(sample_repo: Path, 
     cli.wait()
     assert process_alive(pid)  # the supervisor outlives fastcode ...
     _wait_gone(pid, port, timeout_s=90)  # ... and stops the server once its last request is 3 s old
-    assert list_states(sample_repo / ".fastcode" / "serve") == []
+    assert list_states(_shared(env)) == []

@@ -33,7 +33,7 @@ from fastcode.launcher.process import (
     signals_interrupt,
     stop_server,
 )
-from fastcode.launcher.state import ServerState, idle_left, list_states, release_lease, state_dir
+from fastcode.launcher.state import ServerState, idle_left, list_states, release_lease, state_dir, state_dirs
 
 VLLM_READY_FLOOR_S = 600.0
 """vLLM loads weights and compiles graphs: it gets at least this long to become ready."""
@@ -228,15 +228,19 @@ def _mode(folder: Path, state: ServerState) -> str:
     return "run" if state.ephemeral else "detached" if state.detached else "foreground"
 
 
+def _all_states() -> list[tuple[Path, ServerState]]:
+    return [(folder, state) for folder in state_dirs() for state in list_states(folder)]
+
+
 def status() -> int:
-    folder = state_dir()
-    states = list_states(folder)
-    if not states:
-        print(f"no servers running (state: {folder})")
+    found = _all_states()
+    if not found:
+        print(f"no servers running (state: {', '.join(map(str, state_dirs()))})")
         return 0
     rows = [("ID", "KIND", "MODEL", "PORT", "PID", "UPTIME", "MODE")]
     rows += [
-        (s.id, s.kind, s.served_name, str(s.port), str(s.pid), _uptime(s.started), _mode(folder, s)) for s in states
+        (s.id, s.kind, s.served_name, str(s.port), str(s.pid), _uptime(s.started), _mode(folder, s))
+        for folder, s in found
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -250,8 +254,9 @@ def _match(states: list[ServerState], key: str) -> list[ServerState]:
 
 
 def stop(key: str | None, *, every: bool) -> int:
-    folder = state_dir()
-    states = list_states(folder)
+    found = _all_states()
+    states = [state for _, state in found]
+    folders = {state.id: folder for folder, state in found}
     if every:
         chosen = states
     elif key is not None:
@@ -265,8 +270,8 @@ def stop(key: str | None, *, every: bool) -> int:
     else:
         chosen = states
     if not chosen:
-        print(f"no servers running (state: {folder})")
+        print(f"no servers running (state: {', '.join(map(str, state_dirs()))})")
     for state in chosen:
-        stop_server(folder, state)
+        stop_server(folders[state.id], state)
         print(f"stopped {state.id} ({state.kind} {state.served_name}, pid {state.pid})")
     return 0

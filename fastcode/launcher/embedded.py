@@ -23,8 +23,8 @@ from fastcode.launcher import model_parts, slot_cache
 from fastcode.launcher.binaries import MissingBinary, find_llama_server, supported_flags
 from fastcode.launcher.keepalive import format_duration
 from fastcode.launcher.llama import LlamaOptions, help_text, llama_command, model_alias
-from fastcode.launcher.process import ServerError, launch, signals_interrupt, stop_server
-from fastcode.launcher.state import release_lease, state_dir
+from fastcode.launcher.process import ServerError, find_running, launch, signals_interrupt, stop_server
+from fastcode.launcher.state import release_lease, shared_dir, state_dir
 
 if TYPE_CHECKING:
     from fastcode.config import Loaded, Settings
@@ -135,10 +135,14 @@ def local_endpoint(loaded: Loaded, gguf: str | None = None, *, root: Path | None
     local = loaded.settings.local
     command = find_llama_server(local.llama_server)
     embedded = not (gguf or local.gguf)
-    folder = state_dir(root)
     notes: list[str] = []
     with signals_interrupt():
         model = resolve_gguf(local.gguf, gguf)  # the first run of the embedded model assembles it here
+        # A kept-alive server is shared by every repo (like Ollama's); a run-scoped one, or a server the user
+        # started in this repo (`fastcode serve llama --detach`), is the repo's.
+        folder = state_dir(root)
+        if local.keep_alive > 0 and find_running(folder, "llama", str(model)) is None:
+            folder = shared_dir()
         keep_alive = local.keep_alive
         slots = _slots_key(model, command, local.ctx) if keep_alive > 0 else ""
 

@@ -96,8 +96,8 @@ def _located(model: PackedModel) -> list[Path]:
 
 def _stamp(parts: list[Path], gguf: Path, sha256: str) -> dict[str, object]:
     def identity(path: Path) -> list[object]:
-        st = path.stat()
-        return [str(path), st.st_size, st.st_mtime_ns]
+        st = path.stat()  # resolved: a cache reached through a symlink is the same cache
+        return [str(path.resolve()), st.st_size, st.st_mtime_ns]
 
     return {"sha256": sha256, "parts": [identity(p) for p in parts], "gguf": identity(gguf)}
 

@@ -67,6 +67,16 @@ def state_dir(start: Path | None = None) -> Path:
     return cache_root() / "serve"
 
 
+def shared_dir() -> Path:
+    """Where kept-alive local servers are recorded: one per model for the whole machine, reused from any repo."""
+    return cache_root() / "serve"
+
+
+def state_dirs(start: Path | None = None) -> list[Path]:
+    """Every folder `serve status` and `serve stop` look in: the repo's (or the cache's) and the shared one."""
+    return list(dict.fromkeys([state_dir(start), shared_dir()]))
+
+
 def prepare_dir(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     ignore = folder / ".gitignore"
