@@ -42,12 +42,12 @@ from fastcode.events import (
     TextDelta,
 )
 from fastcode.models.client import CallResult, ChatClient, EndpointError, server_kind
-from fastcode.models.warming import warm_up
+from fastcode.models.warming import warm_targets, warm_up
 from fastcode.prefix import PrefixTracker
 from fastcode.prompts import render
 from fastcode.router import Router, TurnState
 from fastcode.runs import new_run_id, run_dir
-from fastcode.tool_exec import Approver, EarlyStarts, ToolExecutor
+from fastcode.tool_exec import Approver, CallOutcome, EarlyStarts, ToolExecutor
 from fastcode.toolcalls import ToolMode, resolve_mode
 from fastcode.toolcalls.modes import Parsed
 from fastcode.toolcalls.prompt import system_prompt
@@ -55,7 +55,7 @@ from fastcode.toolcalls.thought import ThoughtStream
 from fastcode.tools import tool_schemas
 from fastcode.tools.base import ToolContext
 
-EDIT_ONLY = frozenset({"edit_file", "write_file", "finish"})
+EDIT_ONLY = frozenset({"edit_file", "finish"})
 """What an edit-first reply may call: the failure and its code are in the prompt, the tests judge the edit."""
 
 
@@ -89,6 +89,8 @@ class Session:
         self.model_calls = 0
         self._task: asyncio.Task[None] | None = None
         self._test_cmd: str | None = None
+        self._ran: tuple[ToolMode, list[CallOutcome]] | None = None
+        """The tools of the current turn that already ran (native mode), for a stop while its tests run."""
         self.edit_paths: list[str] = []
         """The source files an edit-first reply may write (shown in the gathered context, tests excluded)."""
         self.failing_tests: list[str] = []
@@ -146,10 +148,11 @@ class Session:
             exit_code = EXIT_CODES[status]
         except TimeoutError:
             status, exit_code = "timeout", EXIT_CODES["timeout"]
+            self._close_turn("not run: the time limit was reached")
         except asyncio.CancelledError:
             self._closing = True
             status, exit_code = "interrupted", EXIT_CODES["interrupted"]
-            self.messages.extend(msg.unanswered(self.messages, "interrupted by the user before it ran"))
+            self._close_turn("interrupted by the user before it ran")
         except EndpointError as exc:
             emit(ErrorEvent, kind=exc.kind, message=str(exc))
             exit_code = 3
@@ -174,21 +177,54 @@ class Session:
             )
             emit.close()
 
-    async def _loop(self, task: str, emit: Emitter, checkpoint: Future[Checkpointer]) -> tuple[str, str, int]:
-        context = ""
+    def _close_turn(self, reason: str) -> None:
+        """A run stopped mid-turn: the calls that ran get their results, the others `reason`, so the conversation
+        stays valid for a follow-up and says what happened to the files."""
+        if self._ran is not None:
+            mode, outcomes = self._ran
+            self.messages.extend(mode.results([(o.call, o.output) for o in outcomes]))
+        self.messages.extend(msg.unanswered(self.messages, reason))
+        self._ran = None
+
+    async def _task_message(self, task: str, emit: Emitter) -> int:
+        """Gather context (first turn), append the task message; return how many edit-first attempts to make."""
+        context, code = "", False
         if self.turn == 1:
             plan_tools = self._request_tools(self.settings.profile("plan")[1])
             faststart.save_prefix(self.messages[:1], plan_tools)
             warming = warm_up(self.settings, emit, self.messages[:1], self._request_tools, self.cache_key)
             sections, warmups = await asyncio.gather(gather_sections(self, task, emit), warming)
-            context = self.budget.fit(sections, warmups, emit)
-        code = any(s.priority == 1 and f"## {s.title}" in context for s in sections) if self.turn == 1 else False
-        self.edit_paths = _source_paths(context) if code else []
-        edit_first = code and self.settings.agent.edit_first == "auto" and self._mode_of("plan").name == "constrained"
+            plan = self.settings.routes.profile_for("plan")
+            own = [w for (name, _), w in zip(warm_targets(self.settings), warmups, strict=False) if name == plan]
+            context = self.budget.fit(sections, own, emit)
+            code = any(s.priority == 1 and f"## {s.title}" in context for s in sections)
+        self.edit_paths = _source_paths(context) if code and self.tests_failing_before else []
+        edit_first = bool(self.edit_paths) and self.settings.agent.edit_first == "auto"
+        edit_first = edit_first and self._mode_of("plan").name == "constrained"
         template = "task" if self.turn == 1 else "followup"
         self.messages.append(msg.user(render(template, task=task, context=context, edit_first=edit_first)))
         judged = bool(self.settings.agent.auto_test and self.test_command())  # without tests, nothing to reject on
-        attempt, attempts = Attempt(), (self.settings.agent.edit_attempts if judged else 1) if edit_first else 0
+        return (self.settings.agent.edit_attempts if judged else 1) if edit_first else 0
+
+    async def _act(
+        self, reply: Reply, tools: ToolExecutor, router: Router, state: TurnState, emit: Emitter, step: int
+    ) -> tuple[list[CallOutcome], str]:
+        """Run a reply's calls, the tests after an edit, then its finish (declined while the tests fail); return the
+        outcomes in the model's order and what fastcode adds after them (the test result, or a nudge)."""
+        outcomes = await tools.run_turn([c for c in reply.parsed.calls if c.name != "finish"], step, tools.early)
+        self._ran = (reply.mode, outcomes) if reply.mode.name == "native" else None
+        tests = await router.after_tools(state, outcomes, self, emit)
+        finishes = [c for c in reply.parsed.calls if c.name == "finish"]
+        if finishes:
+            outcomes.append(await tools.finish(finishes[0], step, router.finish_declined(state, outcomes)))
+        outcomes += [tools.ignored(c, step, "ignored: one finish per reply") for c in finishes[1:]]
+        self._ran = None
+        order = {c.id: i for i, c in enumerate(reply.parsed.calls)}
+        outcomes.sort(key=lambda o: order.get(o.call.id, len(order)))
+        return outcomes, tests or ("" if outcomes else render("nudge", cut=reply.result.finish_reason == "length"))
+
+    async def _loop(self, task: str, emit: Emitter, checkpoint: Future[Checkpointer]) -> tuple[str, str, int]:
+        attempts, attempt = await self._task_message(task, emit), Attempt()
 
         def before_write(path: Path | None) -> None:
             checkpoint.result().before_write(path)
@@ -202,26 +238,30 @@ class Session:
         agent = self.settings.agent
         tools = ToolExecutor(ctx, emit, parallel=agent.parallel_tools, approval=agent.approval, approver=self.approver)
         router, state = Router(self.settings), TurnState(tests_failing=bool(self.tests_failing_before))
+        attempts = min(attempts, agent.max_steps)
         for step in range(1, agent.max_steps + 1):
-            kind = router.next_kind(state, emit, step)
+            trying = step <= attempts
+            kind = "plan" if trying else router.next_kind(state, emit, step)
             emit(StepStarted, step=step, route=kind)
             step_start = time.perf_counter()
-            early, trying = EarlyStarts(tools, step), step <= attempts
-            sample = {"seed": step} if trying else {}
-            focus = {"only": EDIT_ONLY, "paths": self.edit_paths} if trying else {}
-            reply = await self._call(kind, step, emit, early, **focus, **sample)
+            tools.early = EarlyStarts(tools, step)
+            focus = {"only": EDIT_ONLY, "paths": self.edit_paths, "seed": step} if trying else {}
+            try:
+                reply = await self._call(kind, step, emit, tools.early, **focus)
+            except BaseException:
+                tools.early.cancel()
+                raise
             answer = reply.mode.assistant_message(reply.result.content, reply.parsed)
             if not trying:  # in the history at once: an interrupted turn still shows what it asked for
                 self.messages.append(answer)
             if step == 1 and (items := msg.plan_items(reply.parsed.text)):
                 emit(PlanProposed, items=items)
-            outcomes = await tools.run_turn([c for c in reply.parsed.calls if c.name != "finish"], step, early)
-            tests = await router.after_tools(state, outcomes, self, emit)
-            finishes = [c for c in reply.parsed.calls if c.name == "finish"]
-            outcomes += [await tools.finish(c, step, router.finish_declined(state)) for c in finishes[:1]]
-            order = {c.id: i for i, c in enumerate(reply.parsed.calls)}
-            outcomes.sort(key=lambda o: order.get(o.call.id, len(order)))
-            after = tests or ("" if outcomes else render("nudge", cut=reply.result.finish_reason == "length"))
+            try:
+                outcomes, after = await self._act(reply, tools, router, state, emit, step)
+            except BaseException:
+                if trying:  # its reply is not in the history: its edits must not stay behind either
+                    attempt.revert(self.root)
+                raise
             if trying and step < attempts and not state.tests_passed:  # the tests said no: take it back, draw again
                 files = attempt.revert(self.root)
                 emit(AttemptRejected, step=step, reason="the tests still fail" if files else "no edit", files=files)
@@ -232,12 +272,14 @@ class Session:
             if trying:
                 self.messages.append(answer)
             self.messages.extend(reply.mode.results([(o.call, o.output) for o in outcomes], after))
-            if stuck := state.observe_reply(outcomes, agent.stuck_after, router.can_escalate(kind)):
+            finished = next((o for o in outcomes if o.call.name == "finish" and o.ok), None)
+            stuck = "" if finished else state.observe_reply(outcomes, agent.stuck_after, router.can_escalate(kind))
+            if stuck:
                 emit(ErrorEvent, kind="stuck", message=stuck)
-                emit(StepFinished, step=step, ms=round((time.perf_counter() - step_start) * 1000, 2))
-                return "stuck", stuck, step
             emit(StepFinished, step=step, ms=round((time.perf_counter() - step_start) * 1000, 2))
-            if finished := next((o for o in outcomes if o.call.name == "finish" and o.ok), None):
+            if stuck:
+                return "stuck", stuck, step
+            if finished:
                 return "finished", finished.output, step
             if trying and state.tests_passed and self.tests_failing_before:  # the edit made the failing tests pass
                 return "finished", reply.parsed.text or "The failing tests pass after the edit.", step
@@ -311,7 +353,8 @@ class Session:
             **extra,
         )
         parsed = mode.parse(result.content, result.tool_calls, self.known_tools, call_id)
-        self.budget.observe(result)
+        if name == self.settings.routes.profile_for("plan"):
+            self.budget.observe(result)
         emit(
             ModelCallFinished,
             **common,
@@ -352,7 +395,9 @@ class Session:
 
 
 _EXCERPT = re.compile(r"^### (\S+) \(lines \d+-\d+\)$", re.MULTILINE)
-_TEST_FILE = re.compile(r"(^|/)(tests?/|test_[^/]*$|[^/]*_test\.\w+$|[^/]*\.(test|spec)\.\w+$)")
+_TEST_FILE = re.compile(
+    r"(^|/)(tests?/|spec/|__tests__/|test_[^/]*$|[^/]*_test\.\w+$|[^/]*\.(test|spec)\.\w+$|conftest\.py$|tests\.py$)"
+)
 
 
 def _source_paths(context: str) -> list[str]:

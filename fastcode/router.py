@@ -24,7 +24,10 @@ if TYPE_CHECKING:
     from fastcode.engine import Session
 
 WRITES = {"edit_file", "write_file"}
-_TEST_COMMAND = re.compile(r"pytest|unittest|\b(?:npm|yarn|pnpm) (?:run )?test|go test|cargo test|\btox\b|\bmake test")
+_TEST_COMMAND = re.compile(
+    r'^\s*\{\s*"command"\s*:\s*"\s*(?:\S*python\S* -m )?(?:pytest|unittest|(?:npm|yarn|pnpm) (?:run )?test|go test|'
+    r"cargo test|tox|make test)\b"
+)
 REPEATED = "[You made this exact call before and its result has not changed: act on it — edit, or call finish.]"
 MAX_DECLINES = 2
 """A finish is declined while the tests fail at most this many times; then the model may give up."""
@@ -52,6 +55,8 @@ class TurnState:
         """Update from one turn's tool results."""
         self.edited_last_step = any(o.ok and o.call.name in WRITES for o in outcomes)
         self.edited_ever |= self.edited_last_step
+        if self.edited_last_step:  # files changed: reading them again is progress, not a repeat
+            self.seen = {s for s in self.seen if not s.startswith(("read_file ", "search ", "outline "))}
         self.read_something |= any(o.ok and o.call.name in ("read_file", "outline") for o in outcomes)
         invalid = any(o.invalid for o in outcomes)
         self.invalid_in_a_row = self.invalid_in_a_row + 1 if invalid else 0
@@ -113,13 +118,20 @@ class Router:
         routes = self.settings.routes
         return bool(routes.escalate) and routes.profile_for("escalate") != routes.profile_for(kind)
 
-    def finish_declined(self, state: TurnState) -> str:
-        """Why a `finish` must be declined now ("" to accept it): the tests fail and the model may still fix them."""
-        if not (state.tests_failing and state.declines < MAX_DECLINES):
+    def finish_declined(self, state: TurnState, outcomes: list[CallOutcome]) -> str:
+        """Why a `finish` must be declined now ("" to accept it): another call of the same reply failed, or the
+        tests fail and the model may still fix them."""
+        if state.declines >= MAX_DECLINES:
+            return ""
+        if failed := [o.call.name for o in outcomes if not o.ok]:
+            state.declines += 1
+            return f"finish declined: {', '.join(failed)} in the same reply failed (see its result); fix that first."
+        if not state.tests_failing:
             return ""
         state.declines += 1
+        shown = "the output is above" if state.edited_last_step else "run them to see the failure"
         return (
-            "finish declined: the tests still fail (the output is below). Fix the failure, then call finish again; "
+            f"finish declined: the tests still fail ({shown}). Fix the failure, then call finish again; "
             "if it cannot be fixed, call finish with the reason."
         )
 
@@ -137,7 +149,8 @@ class Router:
         if session.failing_tests:
             focused = await run_tests_traced(command, session.root, emit, timeout_s=timeout_s,
                                              select=session.failing_tests)  # fmt: skip
-            result = focused if not focused.passed else None
+            # exit 4/5: pytest did not find those ids (renamed, parametrized oddly): the whole command decides
+            result = focused if not focused.passed and focused.exit_code not in (4, 5) else None
         focus = result is not None
         if result is None:
             result = await run_tests_traced(command, session.root, emit, timeout_s=timeout_s)

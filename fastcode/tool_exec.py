@@ -49,6 +49,8 @@ class ToolExecutor:
         self.ctx, self.emit, self.parallel = ctx, emit, parallel
         self.ask_for = NEEDS_APPROVAL[approval] if approver else set()
         self.approver = approver
+        self.early: EarlyStarts | None = None
+        """The current turn's reads started while the model was still writing."""
 
     async def run_turn(
         self, calls: list[ToolCallSpec], step: int, early: EarlyStarts | None = None
@@ -57,7 +59,6 @@ class ToolExecutor:
         `early` started while the model was still writing are awaited, not run again."""
         reads = [c for c in calls if is_read_only(c)] if self.parallel else []
         rest = [c for c in calls if c not in reads]
-        rest.sort(key=lambda c: c.name == "finish")
         done: dict[str, CallOutcome] = {}
         started = [(early.take(c) if early else None) or self._one(c, step) for c in reads]
         for outcome in await asyncio.gather(*started):
@@ -70,11 +71,13 @@ class ToolExecutor:
 
     async def finish(self, call: ToolCallSpec, step: int, declined: str) -> CallOutcome:
         """Run a `finish` call after the turn's edits and tests; `declined` (why the tests say no) refuses it."""
-        if not declined:
-            return await self._one(call, step)
+        return self.ignored(call, step, declined) if declined else await self._one(call, step)
+
+    def ignored(self, call: ToolCallSpec, step: int, why: str) -> CallOutcome:
+        """A call that is answered without running (a second finish in one reply)."""
         self.emit(ToolStarted, tool_id=call.id, step=step, name=call.name, arguments=_arguments(call))
-        self.emit(ToolFinished, tool_id=call.id, step=step, name=call.name, ok=False, output=declined, ms=0.0)
-        return CallOutcome(call, False, declined, [])
+        self.emit(ToolFinished, tool_id=call.id, step=step, name=call.name, ok=False, output=why, ms=0.0)
+        return CallOutcome(call, False, why, [])
 
     async def _one(self, call: ToolCallSpec, step: int) -> CallOutcome:
         arguments = _arguments(call)
@@ -157,6 +160,12 @@ class EarlyStarts:
             return None
         del self.tasks[call.id]
         return entry[1]
+
+    def cancel(self) -> None:
+        """The reply failed or was interrupted: stop the reads it started."""
+        for _, task in self.tasks.values():
+            task.cancel()
+        self.tasks.clear()
 
     async def settle(self) -> None:
         """Let early runs the final message did not keep (read-only, so harmless) finish, so none is left behind."""

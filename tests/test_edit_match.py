@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from fastcode.tools import ToolContext, ToolError, execute
 
 SOURCE = (
@@ -56,3 +58,26 @@ async def test_an_old_that_skipped_a_line_still_edits_the_changed_line(tmp_path)
     result = await execute("edit_file", json.dumps({"path": "m.py", "old": old, "new": new}), ToolContext(tmp_path))
     assert "only the changed lines" in result.output
     assert (tmp_path / "m.py").read_text().startswith('def add(a, b):\n    """Sum."""\n    return a + b\n')
+
+
+async def test_a_loose_match_edits_the_matching_line_not_an_earlier_substring(tmp_path) -> None:
+    (tmp_path / "m.py").write_text("def f():\n    return x + 1\n\ndef g():\n  return x\n")
+    await execute("edit_file", json.dumps({"path": "m.py", "old": "        return x", "new": "        return y"}),
+                  ToolContext(tmp_path))  # fmt: skip
+    assert (tmp_path / "m.py").read_text() == "def f():\n    return x + 1\n\ndef g():\n  return y\n"
+
+
+async def test_new_lines_without_a_prefix_are_kept_and_prefixed_ones_stripped(tmp_path) -> None:
+    (tmp_path / "m.py").write_text("a = 1\nb = 2\n")
+    new = "  2| b = 2\nb2 = 5"
+    await execute("edit_file", json.dumps({"path": "m.py", "old": "  2| b = 2", "new": new}), ToolContext(tmp_path))
+    assert (tmp_path / "m.py").read_text() == "a = 1\nb = 2\nb2 = 5\n"
+
+
+async def test_a_changed_block_needs_an_anchor_from_old(tmp_path) -> None:
+    source = "def a():\n    return 0\n\n\ndef b():\n    return x * 2\n"
+    (tmp_path / "m.py").write_text(source)
+    old, new = "def c():\n    return x * 2", "def c():\n    return x * 3"  # def c() does not exist
+    with pytest.raises(ToolError):
+        await execute("edit_file", json.dumps({"path": "m.py", "old": old, "new": new}), ToolContext(tmp_path))
+    assert (tmp_path / "m.py").read_text() == source

@@ -25,7 +25,9 @@ def test_exec_fixes_the_failing_test_and_undo_puts_it_back(sample_repo, isolated
     original = (sample_repo / "mathutils/stats.py").read_bytes()
     assert not _pytest_passes(sample_repo, isolated_env)
 
-    args = ["exec", "fix the failing test", "--base-url", server.base_url, "--model", "scripted-model", "--json"]
+    # The recorded trajectory explores first: no edit-first (the scripted model does not honour its schema).
+    args = ["exec", "fix the failing test", "--base-url", server.base_url, "--model", "scripted-model", "--json",
+            "-c", "agent.edit_first='never'"]  # fmt: skip
     result = run_cli(args, cwd=sample_repo, env=isolated_env)
 
     assert result.returncode == 0, result.stderr
@@ -73,7 +75,16 @@ def test_trace_show_prints_the_per_step_table(sample_repo, isolated_env, scripte
 
 def test_human_mode_prints_one_line_per_step_and_the_diff(sample_repo, isolated_env, scripted) -> None:
     server = scripted(load_script("sample_fix.json"))
-    args = ["exec", "fix the failing test", "--base-url", server.base_url, "--model", "m"]
+    args = [
+        "exec",
+        "fix the failing test",
+        "--base-url",
+        server.base_url,
+        "--model",
+        "m",
+        "-c",
+        "agent.edit_first='never'",
+    ]
     result = run_cli(args, cwd=sample_repo, env=isolated_env)
     assert result.returncode == 0, result.stderr
     step_lines = [line for line in result.stderr.splitlines() if line.startswith("step ")]

@@ -179,7 +179,13 @@ def _configure_agent(args: argparse.Namespace, agent) -> str:
         agent.scripted_dir = folder.resolve()
         return model
     if not loaded.endpoint_configured():
-        raise _Usage(NO_ENDPOINT)
+        from fastcode.launcher.embedded import local_available
+        from fastcode.launcher.model_parts import EMBEDDED
+
+        if not local_available(loaded):
+            raise _Usage(NO_ENDPOINT)
+        # Each agent starts the embedded model itself; the first leaves it up (local.keep_alive) for the others.
+        return f"fastcode/{EMBEDDED.name} (embedded)"
     agent.base_url, agent.model = args.base_url, args.model
     _, profile = loaded.settings.profile("act")
     return f"fastcode/{profile.model}"

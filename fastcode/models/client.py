@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 from fastcode.config import ModelProfile
 from fastcode.events import ToolCallSpec
-from fastcode.models.wire import TokenCounts, is_loopback, merge_token_counts
+from fastcode.models.wire import TokenCounts, clean, is_loopback, merge_token_counts
 
 NO_KEY = "sk-no-key-required"
 
@@ -173,6 +173,8 @@ class ChatClient:
                 if delta is None:
                     continue
                 reasoning = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
+                reasoning = clean(reasoning) if isinstance(reasoning, str) else reasoning
+                delta.content = clean(delta.content) if isinstance(delta.content, str) else delta.content
                 if first is None and (delta.content or reasoning or delta.tool_calls):
                     first = time.perf_counter()
                     result.ttft_ms = round((first - started) * 1000, 2)
@@ -190,8 +192,8 @@ class ChatClient:
                     slot = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
                     slot["id"] = tc.id or slot["id"]
                     if tc.function is not None:
-                        slot["name"] += tc.function.name or ""
-                        slot["arguments"] += tc.function.arguments or ""
+                        slot["name"] += clean(tc.function.name or "")
+                        slot["arguments"] += clean(tc.function.arguments or "")
                     if on_call_ready and tc.index not in reported and _complete(slot["arguments"]):
                         reported.add(tc.index)
                         on_call_ready(

@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 import re
 
+from fastcode.models.wire import clean
+
 _OPENING = re.compile(r'^\s*\{\s*"thought"\s*:\s*"')
 _ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|[^u])")
+_END = re.compile(r'(?<!\\)(?:\\\\)*"')
 
 
 class ThoughtStream:
@@ -16,8 +19,8 @@ class ThoughtStream:
 
     def __init__(self) -> None:
         self.raw = ""
-        self.mode = "start"  # start -> (prose | thought -> done)
-        self.at = 0
+        self.mode = "start"  # start -> prose | thought -> done
+        self.start = 0
         self.shown = ""
 
     def feed(self, delta: str) -> str:
@@ -28,39 +31,33 @@ class ThoughtStream:
                 return ""
             if not stripped.startswith("{"):
                 self.mode = "prose"
-                return self.raw
+                return clean(self.raw)
             match = _OPENING.match(self.raw)
             if match is None:
                 if '{"thought":"'.startswith(re.sub(r"\s", "", self.raw)):
                     return ""  # the opening is still arriving
                 self.mode = "done"  # a JSON reply without a leading thought: nothing to show
                 return ""
-            self.mode, self.at = "thought", match.end()
+            self.mode, self.start = "thought", match.end()
         if self.mode == "prose":
-            return delta
-        if self.mode != "thought":
-            return ""
-        return self._thought()
+            return clean(delta)
+        return self._thought() if self.mode == "thought" else ""
 
     def _thought(self) -> str:
-        out, i, raw = [], self.at, self.raw
-        while i < len(raw):
-            char = raw[i]
-            if char == '"':
-                self.mode = "done"
-                i += 1
-                break
-            if char == "\\":
-                match = _ESCAPE.match(raw, i)
-                if match is None:
-                    break  # an escape cut in the middle: wait for the rest
-                try:
-                    out.append(json.loads(f'"{match.group()}"'))
-                except ValueError:
-                    out.append(match.group())
-                i = match.end()
-                continue
-            out.append(char)
-            i += 1
-        self.at = i
-        return "".join(out)
+        body = self.raw[self.start :]
+        if end := _END.search(body):
+            body, self.mode = body[: end.end() - 1], "done"
+        else:  # hold back an escape still arriving (`\`, `\u12`)
+            cut = body.rfind("\\")
+            if cut != -1 and not _ESCAPE.match(body, cut):
+                body = body[:cut]
+        try:
+            text = json.loads(f'"{body}"')
+        except ValueError:
+            return ""
+        if self.mode == "thought" and text and "\ud800" <= text[-1] <= "\udbff":
+            text = text[:-1]  # the low half of this character has not arrived yet
+        if len(text) <= len(self.shown):
+            return ""
+        new, self.shown = text[len(self.shown) :], text
+        return clean(new)

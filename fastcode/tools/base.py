@@ -82,6 +82,8 @@ def parse_arguments(name: str, raw: str) -> tuple[type[Tool], ToolArgs]:
         data = json.loads(raw or "{}")
     except json.JSONDecodeError as exc:
         raise ToolError(f"arguments for {name} are not valid JSON ({exc.msg} at char {exc.pos})") from exc
+    except RecursionError as exc:
+        raise ToolError(f"arguments for {name} are nested too deeply") from exc
     if not isinstance(data, dict):
         raise ToolError(f"arguments for {name} must be a JSON object")
     try:
