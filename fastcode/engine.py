@@ -198,7 +198,9 @@ class Session:
             own = [w for (name, _), w in zip(warm_targets(self.settings), warmups, strict=False) if name == plan]
             context = self.budget.fit(sections, own, emit)
             code = any(s.priority == 1 and f"## {s.title}" in context for s in sections)
-        self.edit_paths = _source_paths(context) if code and self.tests_failing_before else []
+        # Edit first when a test fails, or the task reports a bug in code it names (not for "explain parse_date").
+        wanted = bool(self.tests_failing_before) or bool(_BUG_REPORT.search(task))
+        self.edit_paths = _source_paths(context) if code and wanted else []
         edit_first = bool(self.edit_paths) and self.settings.agent.edit_first == "auto"
         edit_first = edit_first and self._mode_of("plan").name == "constrained"
         template = "task" if self.turn == 1 else "followup"
@@ -394,6 +396,9 @@ class Session:
         return labels
 
 
+_BUG_REPORT = re.compile(
+    r"\b(fix|bug|broken|wrong|fails?|failing|error|expected|instead|crash(es)?|incorrect|regression)\b", re.IGNORECASE
+)
 _EXCERPT = re.compile(r"^### (\S+) \(lines \d+-\d+\)$", re.MULTILINE)
 _TEST_FILE = re.compile(
     r"(^|/)(tests?/|spec/|__tests__/|test_[^/]*$|[^/]*_test\.\w+$|[^/]*\.(test|spec)\.\w+$|conftest\.py$|tests\.py$)"
