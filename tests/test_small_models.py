@@ -229,3 +229,14 @@ async def test_an_edit_first_reply_that_makes_the_failing_tests_pass_finishes_th
     events = await _run(_session(sample_repo, server.base_url))
     assert events[-1].status == "finished" and events[-1].model_calls == 1
     assert events[-1].summary == "Off by one."
+
+
+async def test_edit_first_needs_a_failure_or_a_bug_report(sample_repo, isolated_env, scripted) -> None:
+    stats = sample_repo / "mathutils/stats.py"
+    stats.write_text(stats.read_text().replace("window)]", "window + 1)]"))  # the tests pass now
+    finish = {"tool_calls": [{"name": "finish", "arguments": {"summary": "ok"}}]}
+    for task, edit_only in (("explain what `mean` does", False), ("`mean` gives the wrong result: fix it", True)):
+        server = scripted({"turns": [finish, finish]})
+        await _run(_session(sample_repo, server.base_url), task)
+        first = next(r for r in server.requests if r.get("max_tokens") != 1)
+        assert ('"const": "read_file"' not in json.dumps(first["response_format"])) is edit_only, task
