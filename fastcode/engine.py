@@ -198,8 +198,8 @@ class Session:
             own = [w for (name, _), w in zip(warm_targets(self.settings), warmups, strict=False) if name == plan]
             context = self.budget.fit(sections, own, emit)
             code = any(s.priority == 1 and f"## {s.title}" in context for s in sections)
-        # Edit first when a test fails, or the task reports a bug in code it names (not for "explain parse_date").
-        wanted = bool(self.tests_failing_before) or bool(_BUG_REPORT.search(task))
+        # Edit first when a test fails, or the task asks for a change to code it names (not "explain parse_date").
+        wanted = bool(self.tests_failing_before) or not _QUESTION.search(task)
         self.edit_paths = _source_paths(context) if code and wanted else []
         edit_first = bool(self.edit_paths) and self.settings.agent.edit_first == "auto"
         edit_first = edit_first and self._mode_of("plan").name == "constrained"
@@ -396,8 +396,10 @@ class Session:
         return labels
 
 
-_BUG_REPORT = re.compile(
-    r"\b(fix|bug|broken|wrong|fails?|failing|error|expected|instead|crash(es)?|incorrect|regression)\b", re.IGNORECASE
+_QUESTION = re.compile(
+    r"^\s*(what|why|how|where|which|who|when|is|are|does|do|can|explain|describe|summari[sz]e|show|list|tell|review|"
+    r"find)\b|\?\s*$",
+    re.IGNORECASE,
 )
 _EXCERPT = re.compile(r"^### (\S+) \(lines \d+-\d+\)$", re.MULTILINE)
 _TEST_FILE = re.compile(

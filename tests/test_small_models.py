@@ -231,7 +231,7 @@ async def test_an_edit_first_reply_that_makes_the_failing_tests_pass_finishes_th
     assert events[-1].summary == "Off by one."
 
 
-async def test_edit_first_needs_a_failure_or_a_bug_report(sample_repo, isolated_env, scripted) -> None:
+async def test_edit_first_needs_a_failure_or_a_change_request(sample_repo, isolated_env, scripted) -> None:
     stats = sample_repo / "mathutils/stats.py"
     stats.write_text(stats.read_text().replace("window)]", "window + 1)]"))  # the tests pass now
     finish = {"tool_calls": [{"name": "finish", "arguments": {"summary": "ok"}}]}
