@@ -8,7 +8,6 @@ prompt and tool list never change, so every call's prompt extends the previous o
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,13 +18,13 @@ from typing import Any
 
 from fastcode import faststart
 from fastcode import messages as msg
-from fastcode.attempts import Attempt
 from fastcode.checkpoint import Checkpointer
 from fastcode.config import STEP_KINDS, ModelProfile, Settings
 from fastcode.context import testcmd
 from fastcode.context.budget import ContextBudget
 from fastcode.context.gather import gather_sections
 from fastcode.context.testcmd import detect_test_command
+from fastcode.edit_first import EDIT_ONLY, Attempt, is_question, source_paths
 from fastcode.emitter import Emitter
 from fastcode.events import (
     AttemptRejected,
@@ -54,9 +53,6 @@ from fastcode.toolcalls.prompt import system_prompt
 from fastcode.toolcalls.thought import ThoughtStream
 from fastcode.tools import tool_schemas
 from fastcode.tools.base import ToolContext
-
-EDIT_ONLY = frozenset({"edit_file", "finish"})
-"""What an edit-first reply may call: the failure and its code are in the prompt, the tests judge the edit."""
 
 
 @dataclass(frozen=True)
@@ -199,8 +195,8 @@ class Session:
             context = self.budget.fit(sections, own, emit)
             code = any(s.priority == 1 and f"## {s.title}" in context for s in sections)
         # Edit first when a test fails, or the task asks for a change to code it names (not "explain parse_date").
-        wanted = bool(self.tests_failing_before) or not _QUESTION.search(task)
-        self.edit_paths = _source_paths(context) if code and wanted else []
+        wanted = bool(self.tests_failing_before) or not is_question(task)
+        self.edit_paths = source_paths(context) if code and wanted else []
         edit_first = bool(self.edit_paths) and self.settings.agent.edit_first == "auto"
         edit_first = edit_first and self._mode_of("plan").name == "constrained"
         template = "task" if self.turn == 1 else "followup"
@@ -394,19 +390,3 @@ class Session:
             name, profile = self.settings.profile(kind)
             labels[kind] = f"{name}: {profile.model} @ {profile.base_url}"
         return labels
-
-
-_QUESTION = re.compile(
-    r"^\s*(what|why|how|where|which|who|when|is|are|does|do|can|explain|describe|summari[sz]e|show|list|tell|review|"
-    r"find)\b|\?\s*$",
-    re.IGNORECASE,
-)
-_EXCERPT = re.compile(r"^### (\S+) \(lines \d+-\d+\)$", re.MULTILINE)
-_TEST_FILE = re.compile(
-    r"(^|/)(tests?/|spec/|__tests__/|test_[^/]*$|[^/]*_test\.\w+$|[^/]*\.(test|spec)\.\w+$|conftest\.py$|tests\.py$)"
-)
-
-
-def _source_paths(context: str) -> list[str]:
-    """The non-test files whose code the context shows: what an edit-first reply may edit."""
-    return [path for path in dict.fromkeys(_EXCERPT.findall(context)) if not _TEST_FILE.search(path)]

@@ -1,0 +1,57 @@
+"""Edit first: when the gathered context shows the code involved, a constrained model's first replies may only edit
+those source files; the tests judge each reply, and a rejected one is taken back (its files put back as they were)
+so that another sample can be drawn from the same cached prompt.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fastcode.tools.files import atomic_write
+
+
+class Attempt:
+    """Records each file's content before its first write in this attempt; `revert` puts them all back."""
+
+    def __init__(self) -> None:
+        self.originals: dict[Path, bytes | None] = {}
+
+    def before_write(self, path: Path | None) -> None:
+        if path is not None and path not in self.originals:
+            self.originals[path] = path.read_bytes() if path.is_file() else None
+
+    def revert(self, root: Path) -> list[str]:
+        """Put every written file back as it was (delete the ones the attempt created); the paths, relative."""
+        for path, data in self.originals.items():
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                atomic_write(path, data)
+        changed = sorted(path.relative_to(root).as_posix() for path in self.originals)
+        self.originals.clear()
+        return changed
+
+
+EDIT_ONLY = frozenset({"edit_file", "finish"})
+"""What an edit-first reply may call: the code is in the prompt, the tests judge the edit."""
+
+_QUESTION = re.compile(
+    r"^\s*(what|why|how|where|which|who|when|is|are|does|do|can|explain|describe|summari[sz]e|show|list|tell|review|"
+    r"find)\b|\?\s*$",
+    re.IGNORECASE,
+)
+_EXCERPT = re.compile(r"^### (\S+) \(lines \d+-\d+\)$", re.MULTILINE)
+_TEST_FILE = re.compile(
+    r"(^|/)(tests?/|spec/|__tests__/|test_[^/]*$|[^/]*_test\.\w+$|[^/]*\.(test|spec)\.\w+$|conftest\.py$|tests\.py$)"
+)
+
+
+def source_paths(context: str) -> list[str]:
+    """The non-test files whose code the context shows: what an edit-first reply may edit."""
+    return [path for path in dict.fromkeys(_EXCERPT.findall(context)) if not _TEST_FILE.search(path)]
+
+
+def is_question(task: str) -> bool:
+    """The task asks about the code rather than for a change to it ("explain parse_date", "why does x fail?")."""
+    return bool(_QUESTION.search(task))
