@@ -95,9 +95,10 @@ class AgentSection(_Section):
     """Retries on connection errors, 429 and 5xx before giving up (exit 3)."""
     tool_output_chars: int = Field(default=20_000, ge=1000)
     """Upper bound on the characters of one tool result the model sees."""
-    edit_first: Literal["auto", "never"] = "auto"
-    """auto: when the gathered context holds the failure and the code it names, a constrained model's first reply
-    may only edit (and finish), and the tests judge it — a small model fixes more that way than by exploring."""
+    edit_first: Literal["auto", "failing", "never"] = "auto"
+    """When a constrained model's first replies may only edit the code the gathered context shows (the tests judge
+    them): auto — a test fails, or the task asks for a change (is not a question); failing — only when a test
+    fails; never."""
     edit_attempts: int = Field(default=4, ge=1)
     """Edit-first replies drawn from the same cached prompt (distinct seeds) while the tests reject them; a rejected
     attempt's edits are taken back and leave no trace in the conversation. The last one stays for the model to fix."""

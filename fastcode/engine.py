@@ -195,9 +195,10 @@ class Session:
             context = self.budget.fit(sections, own, emit)
             code = any(s.priority == 1 and f"## {s.title}" in context for s in sections)
         # Edit first when a test fails, or the task asks for a change to code it names (not "explain parse_date").
-        wanted = bool(self.tests_failing_before) or not is_question(task)
+        policy = self.settings.agent.edit_first
+        wanted = bool(self.tests_failing_before) or (policy == "auto" and not is_question(task))
         self.edit_paths = source_paths(context) if code and wanted else []
-        edit_first = bool(self.edit_paths) and self.settings.agent.edit_first == "auto"
+        edit_first = bool(self.edit_paths) and policy != "never"
         edit_first = edit_first and self._mode_of("plan").name == "constrained"
         template = "task" if self.turn == 1 else "followup"
         self.messages.append(msg.user(render(template, task=task, context=context, edit_first=edit_first)))

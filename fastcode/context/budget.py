@@ -121,7 +121,7 @@ class ContextBudget:
                 kept.append(text)
                 used += cost
             elif section.priority <= 1 and (room := int((limit - used) * CHARS_PER_TOKEN)) >= 200:
-                body = section.body[-room:] if section.keep_tail else section.body[:room]
+                body = _cut(section.body, room, keep_tail=section.keep_tail)
                 kept.append(f"## {section.title} (cut to fit)\n{body.rstrip()}")
                 used += tokens_of(kept[-1])
                 left_out.append(f"{section.title} (cut)")
@@ -130,3 +130,11 @@ class ContextBudget:
         emit(ContextBudgeted, budget_tokens=budget, prefill_tps=round(rate, 1), rate_source=source,
              used_tokens=used, left_out=left_out)  # fmt: skip
         return "\n\n".join(kept)
+
+
+def _cut(body: str, room: int, *, keep_tail: bool) -> str:
+    """`body` cut to about `room` characters, keeping a fenced block fenced."""
+    fenced = body.startswith("```") and body.rstrip().endswith("```")
+    inner = body.strip()[3:-3].strip("\n") if fenced else body
+    inner = inner[-room:] if keep_tail else inner[:room]
+    return f"```\n{inner}\n```" if fenced else inner
