@@ -261,7 +261,8 @@ class Session:
                 if trying:  # its reply is not in the history: its edits must not stay behind either
                     attempt.revert(self.root)
                 raise
-            if trying and step < attempts and not state.tests_passed:  # the tests said no: take it back, draw again
+            accepted = any(o.call.name == "finish" and o.ok for o in outcomes)  # "nothing to change" is an answer
+            if trying and step < attempts and not (state.tests_passed or accepted):  # take it back, draw again
                 files = attempt.revert(self.root)
                 emit(AttemptRejected, step=step, reason="the tests still fail" if files else "no edit", files=files)
                 emit(StepFinished, step=step, ms=round((time.perf_counter() - step_start) * 1000, 2))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from llama_support import MISSING, llama_env
 
 from fastcode.evals.instances import Instance, load_suite
 from fastcode.evals.workspace import patch_paths
@@ -132,7 +133,11 @@ def test_broken_instances_are_errors_and_the_run_goes_on(tmp_path: Path, isolate
         ([str(BUNDLED), "--resume"], "--resume needs --out"),
         ([str(BUNDLED), "--model", "scripted:/nonexistent"], "not a folder of <instance_id>.json"),
         ([str(BUNDLED), "-c", "agent.max_steps=zero"], "agent.max_steps"),
-        ([str(BUNDLED)], "no model endpoint configured"),
+        pytest.param(
+            [str(BUNDLED)],
+            "no model endpoint configured",
+            marks=pytest.mark.skipif(MISSING is None, reason="the embedded model is installed: eval runs on it"),
+        ),
         (["make-tasks", str(SUITES / "repos" / "textkit"), "--out", "x.jsonl"], "--n"),
         (["make-tasks", "/nonexistent", "--n", "2", "--out", "x.jsonl"], "not a folder"),
     ],
@@ -199,3 +204,16 @@ def test_an_unreachable_endpoint_is_an_error_with_its_reason(tmp_path: Path, iso
     (only,) = _lines(tmp_path / "out" / "results.jsonl")
     assert only["status"] == "error"
     assert only["error"].startswith("agent endpoint error (exit 3): cannot reach endpoint http://127.0.0.1:9/v1")
+
+
+@pytest.mark.llama
+@pytest.mark.skipif(MISSING is not None, reason=f"needs llama-server and the embedded model: {MISSING}")
+def test_with_no_endpoint_the_eval_runs_on_the_embedded_model(tmp_path: Path, isolated_env: dict[str, str]) -> None:
+    out = tmp_path / "out"
+    args = ["eval", str(BUNDLED), "--only", "datekit-leap-century", "--max-steps", "1", "--timeout", "120", "--out",
+            str(out), "-c", FAST_TESTS, "-c", "local.keep_alive=0"]  # fmt: skip
+    result = run_cli(args, cwd=tmp_path, env=llama_env(isolated_env, tmp_path), timeout=400)
+    assert result.returncode in (0, 1), result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["instances"] == 1 and summary["errors"] == 0
+    assert "Qwen2.5-Coder-1.5B-Instruct (embedded)" in (out / "summary.md").read_text()
