@@ -30,6 +30,15 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
+def _seconds(value: Any) -> Any:
+    """A duration in seconds from a number or "90s" / "10m" / "1h"."""
+    if not isinstance(value, str):
+        return value
+    if not (found := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", value)):
+        raise PydanticCustomError("duration", "expected seconds or a duration such as 90s, 10m or 1h")
+    return float(found.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[found.group(2)]
+
+
 class ModelProfile(_Section):
     base_url: str = "https://api.openai.com/v1"
     """OpenAI-compatible endpoint, ending in /v1."""
@@ -81,6 +90,9 @@ class AgentSection(_Section):
     test_runner: Literal["auto", "subprocess"] = "auto"
     """How a plain pytest command runs: auto (in a warm runner that has pytest and its plugins imported already,
     each run a fresh forked child; falls back to a subprocess when it cannot) or subprocess (always)."""
+    test_runner_keep_alive: float = Field(default=600.0, ge=0)
+    """How long the warm test runner stays up after its last test run, in seconds or as a duration ("90s", "10m"),
+    so the next fastcode process's first test run skips importing pytest; 0: it exits with the fastcode process."""
     warmup: Literal["auto", "always", "never"] = "auto"
     """Send a max_tokens=1 warm-up per model while context is gathered; auto: only for local servers."""
     approval: Literal["suggest", "auto-edit", "full-auto"] = "full-auto"
@@ -105,6 +117,8 @@ class AgentSection(_Section):
     stuck_after: int = Field(default=3, ge=1)
     """Replies in a row without a usable tool call before the run escalates (when an escalate route exists) or
     stops as `stuck`."""
+
+    _duration = field_validator("test_runner_keep_alive", mode="before")(_seconds)
 
 
 class ContextSection(_Section):
@@ -137,14 +151,7 @@ class LocalSection(_Section):
     """How long the local server stays up after its last request, in seconds or as a duration ("90s", "10m",
     "1h"), so the next run skips loading the model and prefilling the prompt; 0 stops it when the run ends."""
 
-    @field_validator("keep_alive", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        if not (found := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", value)):
-            raise PydanticCustomError("duration", "expected seconds or a duration such as 90s, 10m or 1h")
-        return float(found.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[found.group(2)]
+    _duration = field_validator("keep_alive", mode="before")(_seconds)
 
 
 class Settings(BaseSettings):

@@ -126,7 +126,9 @@ class Session:
         calls_before = self.model_calls
         faststart.preload_openai()
         if self.settings.agent.auto_test or self.settings.context.run_tests:  # a warm pytest, ready before it's needed
-            testcmd.prestart(self.test_command(), self.root, runner=self.settings.agent.test_runner)
+            agent = self.settings.agent
+            testcmd.prestart(self.test_command(), self.root, runner=agent.test_runner,
+                             keep_alive_s=agent.test_runner_keep_alive)  # fmt: skip
         # gitpython's import and the repo lookup run in the background; the first write waits for them if needed.
         checkpoint = _BACKGROUND.submit(Checkpointer, self.root, run_dir(self.root, run_id), run_id)
         emit(

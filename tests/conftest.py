@@ -49,6 +49,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
         if key.startswith(("OPENAI_", "FASTCODE_")):
             monkeypatch.delenv(key)
     monkeypatch.setenv("XDG_CONFIG_HOME", env["XDG_CONFIG_HOME"])
+    # Each test's environment differs, so a kept-alive warm test runner would be one more per test: exit with fastcode.
+    env["FASTCODE_AGENT__TEST_RUNNER_KEEP_ALIVE"] = "0"
+    monkeypatch.setenv("FASTCODE_AGENT__TEST_RUNNER_KEEP_ALIVE", "0")
     return env
 
 

@@ -1,9 +1,12 @@
 """The warm test runner: same output and exit code as a subprocess run, fresh repo code each run, `select`, falling
-back when a plugin fails to import, dying with its parent, and killing a run's process group. Real processes only."""
+back when a plugin fails to import, dying with its parent (keep-alive 0), kept alive for later processes otherwise,
+and killing a run's process group. Real processes only."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import re
 import shlex
@@ -11,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -86,9 +90,19 @@ async def same_as_subprocess(command: str, root: Path, **kw: object) -> testcmd.
 
 
 @pytest.fixture(autouse=True)
-def _stop_runners() -> object:
+def _stop_runners(monkeypatch: pytest.MonkeyPatch) -> object:
+    cache = Path(tempfile.mkdtemp(prefix="fc"))  # short: the runners' unix sockets live there
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     yield
     testcmd.shutdown()
+    for state in (cache / "fastcode" / "testrunners").glob("*.json"):  # kept-alive runners this test started
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(json.loads(state.read_text())["pid"], signal.SIGKILL)
+    shutil.rmtree(cache, ignore_errors=True)
+
+
+def runners_folder() -> Path:
+    return Path(os.environ["XDG_CACHE_HOME"]) / "fastcode" / "testrunners"
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -220,7 +234,7 @@ async def test_the_runner_exits_when_its_socket_closes(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "repo", CASES["passing"])
     invocation = pytest_invocation(PYTEST, root)
     assert isinstance(invocation, Invocation)
-    runner = runner_for(invocation, root.resolve())
+    runner = runner_for(invocation, root.resolve(), keep_alive_s=0)
     await runner.wait_ready()
     runner.sock.close()
     assert runner.proc.wait(timeout=60) == 0  # it left by itself: not killed
@@ -232,7 +246,7 @@ from pathlib import Path
 from fastcode.context import testcmd
 
 root = Path(sys.argv[1])
-testcmd.prestart(sys.argv[2], root)
+testcmd.prestart(sys.argv[2], root, keep_alive_s=0)
 from fastcode.testrunner import pytest_invocation, runner_for
 runner = runner_for(pytest_invocation(sys.argv[2], root), root.resolve())
 print(runner.pid, flush=True)
@@ -256,6 +270,86 @@ def test_the_runner_and_its_run_die_with_fastcode(tmp_path: Path) -> None:
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+
+
+ONE_RUN = """
+import asyncio, json, sys
+from pathlib import Path
+from fastcode.context import testcmd
+from fastcode.testrunner import pytest_invocation, runner_for
+
+root = Path(sys.argv[1]).resolve()
+testcmd.prestart(sys.argv[2], root, keep_alive_s=float(sys.argv[3]))
+result = asyncio.run(testcmd.run_tests(sys.argv[2], root, timeout_s=300))
+pid = runner_for(pytest_invocation(sys.argv[2], root), root).pid
+print(json.dumps({"runner": result.runner, "note": result.note, "pid": pid, "output": result.output}))
+"""
+
+
+def one_run(root: Path, keep_alive_s: float, env: dict[str, str] | None = None, command: str = f"{PYTEST} -q") -> dict:
+    """One test run in a new fastcode-like process; its result and the runner's pid. Its environment is this
+    process's os.environ exactly (the runner key hashes it; pytest leaves the C-level one slightly different)."""
+    argv = [sys.executable, "-c", ONE_RUN, str(root), command, str(keep_alive_s)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, env=env or dict(os.environ), check=True)
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def state_pid() -> int:
+    (state,) = runners_folder().glob("*.json")
+    return int(json.loads(state.read_text())["pid"])
+
+
+def test_a_new_process_reuses_the_kept_alive_runner(tmp_path: Path) -> None:
+    first = one_run(make_repo(tmp_path / "repo", CASES["failing"]), 60)
+    assert (first["runner"], first["note"]) == ("warm", "") and "1 failed, 1 passed" in first["output"]
+    assert not gone(first["pid"]) and state_pid() == first["pid"]  # it outlived the process that started it
+    second = one_run(make_repo(tmp_path / "other", CASES["passing"]), 60)  # another repo, same interpreter
+    assert (second["runner"], second["pid"]) == ("warm", first["pid"]) and "1 passed" in second["output"]
+
+
+def test_the_kept_alive_runner_exits_when_idle(tmp_path: Path) -> None:
+    first = one_run(make_repo(tmp_path / "repo", CASES["passing"]), 1)
+    assert first["runner"] == "warm"
+    assert wait_until(lambda: gone(first["pid"]), 60), "the runner did not stop once idle"
+    assert not list(runners_folder().glob("*.json")) and not list(runners_folder().glob("*.sock"))
+    again = one_run(tmp_path / "repo", 1)
+    assert again["runner"] == "warm" and again["pid"] != first["pid"]
+
+
+def test_a_changed_plugin_set_starts_a_new_runner(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    write_plugin(plugins, "goodplug", "def pytest_report_header(config):\n    return 'goodplug header'\n")
+    env = {**os.environ, "PYTHONPATH": str(plugins)}
+    root = make_repo(tmp_path / "repo", CASES["passing"])
+    first = one_run(root, 60, env, PYTEST)
+    assert first["runner"] == "warm" and "goodplug header" in first["output"]
+    write_plugin(plugins, "otherplug", "def pytest_report_header(config):\n    return 'otherplug header'\n")
+    second = one_run(root, 60, env, PYTEST)
+    assert (second["runner"], second["note"]) == ("warm", "") and second["pid"] != first["pid"]
+    assert "otherplug header" in second["output"]
+    assert wait_until(lambda: gone(first["pid"])), "the stale runner stayed up"
+    assert state_pid() == second["pid"]
+
+
+def test_keep_alive_0_exits_with_the_process(tmp_path: Path) -> None:
+    first = one_run(make_repo(tmp_path / "repo", CASES["passing"]), 0)
+    assert first["runner"] == "warm"
+    assert wait_until(lambda: gone(first["pid"])), "the runner outlived its process"
+    assert not list(runners_folder().glob("*.json"))
+
+
+async def test_a_run_while_another_process_runs_falls_back(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", {"test_sleep.py": SLEEPER})
+    task = asyncio.create_task(testcmd.run_tests(f"{PYTEST} -q", root, timeout_s=120))
+    pid_file = root / "grandchild.pid"
+    while not pid_file.exists() or not pid_file.read_text():
+        await asyncio.sleep(0.05)
+    other = one_run(make_repo(tmp_path / "other", CASES["passing"]), 60)
+    assert other["runner"] == "subprocess" and "busy" in other["note"] and "1 passed" in other["output"]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert wait_until(lambda: gone(int(pid_file.read_text())))
 
 
 @pytest.mark.parametrize(

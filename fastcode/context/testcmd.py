@@ -1,7 +1,8 @@
 """Finding the repo's test command (pytest, npm test, go test, cargo test) and running it with bounded output.
 
 A plain pytest command runs in a warm runner (`fastcode.testrunner`: pytest and its plugins already imported, each
-run a forked child) unless `agent.test_runner = "subprocess"`; anything else, or any failure of the runner, runs it
+run a forked child; kept alive between fastcode processes for `agent.test_runner_keep_alive`) unless
+`agent.test_runner = "subprocess"`; anything else, or any failure of the runner, runs it
 as a subprocess with the same result. `prestart` starts the runner early; `shutdown` stops every runner.
 """
 
@@ -42,19 +43,23 @@ _modes: dict[Path, str] = {}
 """Repo root -> `agent.test_runner` as `prestart` was told ("auto" when it was not called)."""
 
 
-def prestart(command: str, root: Path, *, runner: str = "auto") -> None:
+def prestart(
+    command: str, root: Path, *, runner: str = "auto", keep_alive_s: float = pool.DEFAULT_KEEP_ALIVE_S
+) -> None:
     """Start the warm runner for this repo's pytest command now, while the run does other work, so the first test
     run finds pytest and its plugins imported. `runner` is `agent.test_runner` ("subprocess": never use one for
-    this root). Returns at once, never raises, does nothing for other commands; a live runner is reused, so call
-    it at the start of every run of a session."""
+    this root). `keep_alive_s` is `agent.test_runner_keep_alive`: the runner outlives this process until that long
+    without a request, and later fastcode processes reuse it (0: it exits with this process). Returns at once,
+    never raises, does nothing for other commands; a live runner is reused, so call it at the start of every run."""
     root = root.resolve()
     _modes[root] = runner
+    pool.keep_alive[root] = keep_alive_s
     if runner != "subprocess" and command and isinstance(invocation := pytest_invocation(command, root), Invocation):
         pool.prestart(invocation, root)
 
 
 def shutdown() -> None:
-    """Stop every warm runner (they also exit by themselves when this process dies)."""
+    """Stop this process's warm runners (they also exit when it dies); kept-alive ones stay up until idle."""
     pool.shutdown()
 
 

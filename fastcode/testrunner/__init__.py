@@ -3,8 +3,9 @@
 `command` decides whether a test command is a plain pytest invocation and which interpreter it names; `server` is
 the runner process itself (stdlib and pytest only, run as a script by that interpreter); `client` talks to one
 runner over a unix socket (tiny JSON lines); `pool` keeps the live runners, one per interpreter, repo and
-environment. `fastcode.context.testcmd.run_tests` is the entry point the engine uses: it falls back to a subprocess
-run whenever a runner cannot serve a run.
+environment; `shared` finds or starts a kept-alive runner (`server_hub`) that outlives fastcode until idle.
+`fastcode.context.testcmd.run_tests` is the entry point the engine uses: it falls back to a subprocess run whenever
+a runner cannot serve a run.
 """
 
 from fastcode.testrunner.client import RunnerError, WarmRunner

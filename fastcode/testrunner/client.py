@@ -1,7 +1,9 @@
 """One warm runner process, seen from fastcode: start it, wait until it is ready, run pytest in it, stop it.
 
 Talks to `server.py` over a unix socket pair (JSON lines) through the event loop's socket calls, so a runner is not
-tied to one event loop. Owns the parent's side of a run: the timeout, and the child's process group killed on
+tied to one event loop. A runner is either this process's child, exiting when the socket closes (keep-alive 0),
+or kept alive (`shared`): detached, found again by later fastcode processes, serving one run at a time. Owns the
+parent's side of a run: the timeout, and the child's process group killed on
 timeout (SIGTERM, then SIGKILL) or when the awaiting task is cancelled. Any failure of the runner itself raises
 RunnerError saying why; the caller then runs the command as a subprocess.
 """
@@ -38,6 +40,14 @@ class Rerun(RunnerError):
     """This run's result cannot be trusted to match a subprocess run's (the runner itself is fine)."""
 
 
+class Busy(RunnerError):
+    """A kept-alive runner is serving another fastcode process's run, or cannot serve this repo (it stays usable)."""
+
+
+class Stale(RunnerError):
+    """The kept-alive runner this process found is gone or out of date: start another one and try again."""
+
+
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
@@ -46,8 +56,22 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 class WarmRunner:
     """A runner process for one interpreter and repo root; `run` serves one test run at a time."""
 
-    def __init__(self, python: tuple[str, ...], root: Path) -> None:
-        self.python, self.root = python, root
+    def __init__(self, python: tuple[str, ...], root: Path, *, keep_alive_s: float = 0.0, not_inode: int = 0) -> None:
+        self.python, self.root, self.key, self.inode = python, root, "", 0
+        self.buffer = b""
+        self.ready: dict[str, Any] | None = None
+        self.busy = self.closed = False
+        self._ids = itertools.count(1)
+        self.proc: subprocess.Popen[bytes] | None
+        if keep_alive_s > 0:
+            from fastcode.testrunner import shared
+
+            self.key = shared.runner_key(python, root)
+            self.sock, self.inode, self.proc = shared.connect_or_start(
+                python, root, self.key, keep_alive_s, not_inode=not_inode
+            )
+            self.sock.setblocking(False)
+            return
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.proc = subprocess.Popen(
@@ -65,21 +89,41 @@ class WarmRunner:
         finally:
             theirs.close()
         self.sock.setblocking(False)
-        self.buffer = b""
-        self.ready: dict[str, Any] | None = None
-        self.busy = self.closed = False
-        self._ids = itertools.count(1)
+
+    @property
+    def shared(self) -> bool:
+        """Kept alive: not this process's to stop."""
+        return bool(self.key)
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        if self.ready is not None and "pid" in self.ready:
+            return int(self.ready["pid"])
+        return self.proc.pid if self.proc is not None else 0
 
     @property
     def alive(self) -> bool:
-        return not self.closed and self.proc.poll() is None
+        if self.closed:
+            return False
+        if not self.shared:
+            return self.proc is not None and self.proc.poll() is None
+        try:
+            return self.sock.recv(1, socket.MSG_PEEK) != b""
+        except BlockingIOError:
+            return True  # connected, nothing to read
+        except OSError:
+            return False
 
     def _gone(self) -> str:
         """Why the runner stopped answering, with the last line it printed."""
+        if self.shared:
+            if self.proc is None:
+                raise Stale("the kept-alive warm runner went away")
+            from fastcode.testrunner import shared
+
+            last = shared.log_tail(self.key)
+            return "the warm runner exited" + (f": {last}" if last else "")
+        assert self.proc is not None
         last = ""
         with suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=1)
@@ -110,11 +154,18 @@ class WarmRunner:
         return message
 
     async def _reply(self, run_id: int, event: str, timeout_s: float) -> dict[str, Any]:
-        """The next message of this run (messages left over from a cancelled run are skipped)."""
+        """The next message of this run (messages left over from a cancelled run are skipped); Busy when a kept-alive
+        runner declines it."""
         async with asyncio.timeout(timeout_s):
             while True:
                 message = await self._message()
-                if message.get("id") == run_id and message.get("event") == event:
+                if message.get("id") != run_id:
+                    continue
+                if message.get("event") == "busy":
+                    raise Busy("the warm runner is busy with another fastcode process's run")
+                if message.get("event") == "refused":
+                    raise Busy(str(message.get("error") or "the warm runner refused the run"))
+                if message.get("event") == event:
                     return message
 
     async def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> dict[str, Any]:
@@ -125,6 +176,10 @@ class WarmRunner:
                     message = await self._message()
             except TimeoutError:
                 raise RunnerError(f"the warm runner was not ready after {timeout_s:g} s") from None
+            if message.get("event") == "stale" or (self.shared and message.get("event") == "ready"
+                                                    and message.get("key") != self.key):  # fmt: skip
+                self.close()
+                raise Stale(str(message.get("error") or "the kept-alive warm runner is not this environment's"))
             if message.get("event") != "ready":
                 raise RunnerError(str(message.get("error") or f"unexpected hello from the warm runner: {message}"))
             self.ready = message
@@ -139,7 +194,7 @@ class WarmRunner:
         self.busy = True
         try:
             return await self._run(args, script, timeout_s, max_chars)
-        except Rerun:
+        except (Rerun, Busy):
             raise
         except RunnerError:
             self.close()
@@ -200,6 +255,8 @@ class WarmRunner:
             return
         self.closed = True
         self.sock.close()
+        if self.shared or self.proc is None:
+            return  # kept alive: it stops itself once idle
         if self.ready is None:
             self.proc.kill()
         try:

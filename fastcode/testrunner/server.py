@@ -11,7 +11,8 @@ script) would have them. Protocol, JSON lines over the inherited unix socket FD:
     runner -> {"id": n, "event": "done", "status": s, "output": base64, "dropped": n, "leftovers": bool}
 
 `status` is the exit code, or minus the signal that killed the child. The runner exits when the socket closes
-(fastcode exited or died), killing a running child's process group first. Kept compatible with Python 3.8.
+(fastcode exited or died), killing a running child's process group first. Kept alive instead (`--listen`): see
+`server_hub.py`, which this script loads by path. Kept compatible with Python 3.8.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ import socket
 import sys
 import time
 import warnings
+from typing import Any
 
+_CHECKED: dict = {}
+"""Repo root -> the name of a preloaded module that lives in it ("" when none does: runs may be served there)."""
 DRAIN_GRACE_S = 0.5
 """After the child exits, how long its background processes may hold the output pipe before they are killed."""
 
@@ -46,6 +50,14 @@ class _Lines:
         data = self.sock.recv(65536)
         self.buffer += data
         return bool(data)
+
+    def pop(self) -> list:
+        """The complete messages received so far."""
+        out = []
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            out.append(json.loads(line))
+        return out
 
     def next(self) -> dict | None:
         while b"\n" not in self.buffer:
@@ -160,11 +172,12 @@ def _run_pytest(request: dict, shown: list[str]) -> int:
     return status
 
 
-def _child(request: dict, sock: socket.socket, read_fd: int, write_fd: int, shown: list[str]) -> None:
+def _child(request: dict, socks: list, read_fd: int, write_fd: int, shown: list[str]) -> None:
     status = 1
     try:
         os.setpgid(0, 0)
-        sock.close()
+        for sock in socks:
+            sock.close()
         os.close(read_fd)
         os.dup2(write_fd, 1)
         os.dup2(write_fd, 2)
@@ -182,18 +195,27 @@ def _kill(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def _serve(request: dict, lines: _Lines, sock: socket.socket, shown: list[str]) -> None:
-    """One run: fork the child, collect the tail of its output until it exits and the pipe closes, report."""
+def _serve(request: dict, lines: _Lines, shown: list[str], hub: Any = None) -> None:
+    """One run: fork the child, collect the tail of its output until it exits and the pipe closes, report. With a
+    hub (kept alive), other connections are answered meanwhile, and a requester that hangs up only ends its run."""
+    sock, hung_up = lines.sock, False
+    cwd = request.get("cwd") or "."
+    if cwd not in _CHECKED:
+        _CHECKED[cwd] = _repo_module(cwd)
+    if _CHECKED[cwd]:
+        _say(sock, {"id": request.get("id"), "event": "refused",
+                    "error": "a pytest plugin imports the repository's own module"})  # fmt: skip
+        return
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
-        _child(request, sock, read_fd, write_fd, shown)
+        _child(request, [sock, *(hub.sockets() if hub else [])], read_fd, write_fd, shown)
     os.close(write_fd)
     with contextlib.suppress(OSError):
         os.setpgid(pid, pid)  # as the child does itself: whoever is first, the group exists before "started"
-    _send(sock, {"id": request["id"], "event": "started", "pid": pid})
+    _say(sock, {"id": request["id"], "event": "started", "pid": pid})
     limit, tail, dropped = max(int(request.get("max_bytes", 20_000)), 1), bytearray(), 0
     try:
         pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
@@ -201,7 +223,8 @@ def _serve(request: dict, lines: _Lines, sock: socket.socket, shown: list[str]) 
         pidfd = None
     status, exited_at, closed, leftovers = None, 0.0, False, False
     while not (closed and status is not None):
-        watch = [sock] + ([] if closed else [read_fd]) + ([pidfd] if pidfd is not None and status is None else [])
+        watch = ([] if hung_up else [sock]) + ([] if closed else [read_fd]) + (hub.sockets() if hub else [])
+        watch += [pidfd] if pidfd is not None and status is None else []
         if status is None:
             timeout = None if pidfd is not None else 0.05
         else:
@@ -214,9 +237,14 @@ def _serve(request: dict, lines: _Lines, sock: socket.socket, shown: list[str]) 
             if len(tail) > limit:
                 dropped += len(tail) - limit
                 del tail[: len(tail) - limit]
-        if sock in ready and not lines.fill():  # fastcode is gone: so is this run
+        if not hung_up and sock in ready and not _fill(lines):  # fastcode is gone: so is this run
             _kill(pid)
-            raise SystemExit(0)
+            if hub is None:
+                raise SystemExit(0)
+            hub.drop(lines)
+            hung_up = True
+        if hub is not None:
+            hub.requests(ready, busy=True)
         if status is None:
             done, raw = os.waitpid(pid, os.WNOHANG)
             if done:
@@ -231,14 +259,40 @@ def _serve(request: dict, lines: _Lines, sock: socket.socket, shown: list[str]) 
         os.close(pidfd)
     code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
     output = base64.b64encode(bytes(tail)).decode()
-    _send(sock, {"id": request["id"], "event": "done", "status": code, "output": output, "dropped": dropped,
-                 "leftovers": leftovers})  # fmt: skip
+    if not hung_up:
+        _say(sock, {"id": request["id"], "event": "done", "status": code, "output": output, "dropped": dropped,
+                    "leftovers": leftovers})  # fmt: skip
+
+
+def _say(sock: socket.socket, message: dict) -> bool:
+    """Send, False when that connection is gone."""
+    try:
+        _send(sock, message)
+        return True
+    except OSError:
+        return False
+
+
+def _fill(lines: _Lines) -> bool:
+    try:
+        return lines.fill()
+    except OSError:
+        return False
 
 
 def main() -> None:
     here = os.path.dirname(os.path.realpath(__file__))
     if sys.path and sys.path[0] == here:
         del sys.path[0]  # this script's folder is not the repo's business
+    if sys.argv[1] == "--listen":  # kept alive: the hub's code, loaded by path and never put in sys.modules, where it
+        from importlib.util import module_from_spec, spec_from_file_location  # could shadow a repo's module
+
+        spec = spec_from_file_location("fastcode_runner_hub", os.path.join(here, "server_hub.py"))
+        hub = module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(hub)  # type: ignore[union-attr]
+        fd, path, state, idle, key = sys.argv[2:7]
+        hub.listen(int(fd), path, state, float(idle), key)
+        return
     sock = socket.socket(fileno=int(sys.argv[1]))
     sock.setblocking(True)
     lines = _Lines(sock)
@@ -254,7 +308,7 @@ def main() -> None:
         request = lines.next()
         if request is None:
             return
-        _serve(request, lines, sock, shown)
+        _serve(request, lines, shown)
 
 
 if __name__ == "__main__":
