@@ -14,3 +14,20 @@ def test_bench_prints_every_agent_figure(tmp_path, isolated_env) -> None:
     assert (
         "all runs finished" in result.stdout and "NO" not in result.stdout.split("all runs finished")[1].split("\n")[0]
     )
+
+
+def test_bench_local_prints_one_skip_line_per_local_figure_without_llama_server(tmp_path, isolated_env) -> None:
+    env = dict(isolated_env, FASTCODE_LLAMA_SERVER=str(tmp_path / "no-llama-server"))
+    result = run_cli(["bench", "--runs", "1", "--only", "local"], cwd=tmp_path, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for figure in ("embedded model TTFT, shared prefix, cold / warm", "embedded model: fastcode exec fix, cold / warm"):
+        row = next(line for line in lines if line.startswith(figure))
+        assert "skipped: FASTCODE_LLAMA_SERVER" in row and row.rstrip().endswith("-")
+
+
+def test_the_local_ttft_bench_prompts_with_fastcodes_own_system_prompt_and_tools() -> None:
+    from fastcode.launcher.bench_local import _system
+
+    system = _system()
+    assert system.startswith("You are fastcode") and "- edit_file {" in system

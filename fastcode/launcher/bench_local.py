@@ -27,6 +27,14 @@ from urllib.parse import urlparse
 MIN_PREFIX_TOKENS = 700
 
 
+def _system() -> str:
+    """fastcode's system prompt as the embedded model gets it (constrained tool mode: the tools written into it)."""
+    from fastcode.toolcalls.prompt import system_prompt
+    from fastcode.tools import tool_schemas
+
+    return system_prompt(tool_schemas(), describe=True)
+
+
 def _context_block() -> str:
     """A deterministic stand-in for gathered repository context (a repo map and a source file), ~3,000 characters."""
     lines = ["Repository map:"]
@@ -76,7 +84,6 @@ def run(repeats: int = 3) -> dict[str, Any]:
     from fastcode.launcher.embedded import embedded_gguf, embedded_installed
     from fastcode.launcher.llama import LlamaOptions, llama_command, model_alias
     from fastcode.launcher.process import launch, stop_server
-    from fastcode.prompts import render
 
     command = find_llama_server()
     if not embedded_installed():
@@ -92,7 +99,7 @@ def run(repeats: int = 3) -> dict[str, Any]:
     try:
         base, model = running.state.base_url, running.state.served_name
         for i in range(repeats):
-            system = f"Session {i}-{secrets.token_hex(4)}.\n{render('system')}\n\n{_context_block()}"
+            system = f"Session {i}-{secrets.token_hex(4)}.\n{_system()}\n\n{_context_block()}"
             prefix = [{"role": "system", "content": system}]
             cold = _stream(base, model, [*prefix, {"role": "user", "content": "Which function is off by one?"}])
             warm = _stream(base, model, [*prefix, {"role": "user", "content": "Name the file to edit first."}])
