@@ -28,6 +28,8 @@ _TEST_COMMAND = re.compile(
     r'^\s*\{\s*"command"\s*:\s*"\s*(?:\S*python\S* -m )?(?:pytest|unittest|(?:npm|yarn|pnpm) (?:run )?test|go test|'
     r"cargo test|tox|make test)\b"
 )
+_DURATION = re.compile(r"\b\d+(?:\.\d+)?s\b")
+"""Timings in test output ("1 failed in 0.05s"): ignored when comparing two runs."""
 REPEATED = "[You made this exact call before and its result has not changed: act on it — edit, or call finish.]"
 MAX_DECLINES = 2
 """A finish is declined while the tests fail at most this many times; then the model may give up."""
@@ -50,9 +52,12 @@ class TurnState:
     escalate_reason: str = ""
     seen: set[str] = field(default_factory=set)
     """Every call made so far (name + arguments): a reply that only repeats them makes no progress."""
+    tests_repeated: bool = False
+    """This turn's edit left the tests failing exactly as an earlier run did: no progress either."""
 
     def observe(self, outcomes: list[CallOutcome]) -> None:
         """Update from one turn's tool results."""
+        self.tests_repeated = False
         self.edited_last_step = any(o.ok and o.call.name in WRITES for o in outcomes)
         self.edited_ever |= self.edited_last_step
         if self.edited_last_step:  # files changed: reading them again is progress, not a repeat
@@ -77,19 +82,23 @@ class TurnState:
 
     def observe_tests(self, passed: bool, output: str) -> None:
         self.tests_passed, self.tests_failing = passed, not passed
-        if not passed and output in self.test_outputs:
+        output = _DURATION.sub("", output)
+        self.tests_repeated = not passed and output in self.test_outputs
+        if self.tests_repeated:
             self.escalate_reason = "the same failing test output repeated"
         self.test_outputs.append(output)
 
     def observe_reply(self, outcomes: list[CallOutcome], stuck_after: int, can_escalate: bool) -> str:
         """Count replies without a usable tool call; escalate once when possible, else return why the run is
         stuck ("" while it is not)."""
-        usable = any(not o.invalid and _signature(o.call) not in self.seen for o in outcomes)
+        new = any(not o.invalid and _signature(o.call) not in self.seen for o in outcomes)
+        usable = new and not self.tests_repeated
         self.seen.update(_signature(o.call) for o in outcomes)
         self.unusable_in_a_row = 0 if usable else self.unusable_in_a_row + 1
         if self.unusable_in_a_row < stuck_after:
             return ""
-        why = f"the model answered {self.unusable_in_a_row} times in a row without a new, usable tool call"
+        why = (f"the model answered {self.unusable_in_a_row} times in a row without progress (no new, usable tool"
+               " call, or an edit that left the tests failing as before)")  # fmt: skip
         if can_escalate and not self.escalated_for_stuck:
             self.escalated_for_stuck, self.unusable_in_a_row, self.escalate_reason = True, 0, why
             return ""

@@ -141,6 +141,16 @@ async def test_a_model_repeating_the_same_reads_is_stuck(sample_repo, isolated_e
     assert "You made this exact call before" in last
 
 
+async def test_edits_leaving_the_tests_failing_as_before_are_no_progress(sample_repo, isolated_env, scripted) -> None:
+    def write(i: int) -> dict:  # a new, valid call every time, but the failing test stays exactly as it was
+        return {"tool_calls": [{"name": "write_file", "arguments": {"path": f"notes{i}.txt", "content": f"try {i}"}}]}
+
+    server = scripted({"turns": [write(i) for i in range(10)]})
+    events = await _run(_session(sample_repo, server.base_url, "agent.edit_first='never'"))
+    assert events[-1].status == "stuck" and events[-1].model_calls == 4  # one new failure, then three repeats
+    assert "left the tests failing as before" in events[-1].summary
+
+
 async def test_invalid_calls_are_not_usable(sample_repo, isolated_env, scripted) -> None:
     bad = {"tool_calls": [{"name": "no_such_tool", "arguments": {}}]}
     server = scripted({"turns": [bad] * 10})

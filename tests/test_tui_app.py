@@ -71,6 +71,11 @@ def statics_text(root) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(plain(w.content) for w in root.query(Static) if not isinstance(w.content, str) or w.content)
 
 
+def approval_shown(app: FastcodeApp) -> bool:
+    """The approval screen is up and its preview mounted (a pushed screen composes its children a moment later)."""
+    return isinstance(app.screen, ApprovalScreen) and bool(app.screen.query("#approval-preview Static"))
+
+
 def trace_file(repo: Path, run_id: str) -> Path:
     return repo / ".fastcode" / "runs" / run_id / "trace.jsonl"
 
@@ -127,13 +132,13 @@ async def test_suggest_mode_asks_and_obeys_one_yes_and_one_no(sample_repo, isola
     server = scripted(load_script("sample_fix.json"))
     app = make_app(sample_repo, server, approval="suggest", task="fix the failing test")
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the edit approval")
+        await until(pilot, lambda: approval_shown(app), "the edit approval")
         assert app.screen.request.name == "edit_file"
         assert FIXED_LINE in statics_text(app.screen)  # the edit in the file's context
         assert app.status.state == "awaiting approval"
         await pilot.press("y")
 
-        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen) and app.screen.request.name == "run", "run")
+        await until(pilot, lambda: approval_shown(app) and app.screen.request.name == "run", "run")
         assert "$ python -m pytest -q" in statics_text(app.screen)
         await pilot.press("n")
 
