@@ -1,5 +1,5 @@
 """`python -m fastcode` runs the same CLI as the `fastcode` console script."""
 
-from fastcode.cli import main
+from fastcode.cli.main import main
 
 raise SystemExit(main())

@@ -27,7 +27,7 @@ def test_bench_local_prints_one_skip_line_per_local_figure_without_llama_server(
 
 
 def test_the_local_ttft_bench_prompts_with_fastcodes_own_system_prompt_and_tools() -> None:
-    from fastcode.launcher.bench_local import _system
+    from fastcode.bench.ttft_local import _system
 
     system = _system()
     assert system.startswith("You are fastcode") and "- edit_file {" in system

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fastcode.checkpoint import (
+from fastcode.checkpoint.checkpointer import (
     AlreadyUndone,
     Checkpointer,
     FileChange,

@@ -14,7 +14,7 @@ HEAVY = ("openai", "textual", "tree_sitter", "git", "httpx", "jinja2")
 def test_version_and_help_import_nothing_heavy(flag: str) -> None:
     code = (
         "import sys\n"
-        "from fastcode.cli import main\n"
+        "from fastcode.cli.main import main\n"
         f"rc = main([{flag!r}])\n"
         f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
         "print('HEAVY', heavy, rc)\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from fastcode.config import ConfigError, load_settings
+from fastcode.core.config import ConfigError, load_settings
 
 
 def test_defaults_come_from_the_shipped_file(isolated_env) -> None:

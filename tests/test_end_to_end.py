@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import git, load_script, run_cli
 
-from fastcode.trace import build, read_trace
+from fastcode.core.trace import build, read_trace
 
 
 def _runs(repo: Path) -> list[Path]:

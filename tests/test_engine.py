@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import load_script
 
-from fastcode.config import load_settings
-from fastcode.engine import Session
-from fastcode.events import Event, parse_event
+from fastcode.agent.engine import Session
+from fastcode.core.config import load_settings
+from fastcode.core.events import Event, parse_event
 from fastcode.testing.scripted_server import Latency
 
 

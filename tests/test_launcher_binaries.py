@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from fastcode.launch_run import NO_ENDPOINT
+from fastcode.cli.run import NO_ENDPOINT
 from fastcode.launcher.binaries import (
     LLAMA_INSTALL_HINT,
     VLLM_INSTALL_HINT,

@@ -21,7 +21,7 @@ import pytest
 from conftest import run_cli
 from test_launcher_process import group_members
 
-from fastcode.config import ConfigError, load_settings
+from fastcode.core.config import ConfigError, load_settings
 from fastcode.launcher.binaries import find_vllm
 from fastcode.launcher.keepalive import _retire, format_duration
 from fastcode.launcher.process import Running, launch, stop_server

@@ -25,7 +25,8 @@ from fastcode.launcher.llama import LlamaOptions, llama_command, model_alias
 from fastcode.launcher.model_parts import EMBEDDED
 from fastcode.launcher.process import Running, http_status, launch, stop_server
 from fastcode.launcher.state import list_states, process_alive
-from fastcode.models.warmup import agent_prefix, warmup_request
+from fastcode.models.warmup_request import warmup_request
+from fastcode.toolcalls.prompt import agent_prefix
 
 pytestmark = needs_llama
 NO_KEEP_ALIVE = ["-c", "local.keep_alive=0"]

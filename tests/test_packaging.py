@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from fastcode.resources import data_dir
+from fastcode.core.resources import data_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,13 +19,13 @@ def test_the_wheel_carries_prompts_config_and_queries(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "fastcode/_data/config/default.toml" in names
     assert "fastcode/_data/prompts/system.md.j2" in names
-    assert "fastcode/context/queries/python-tags.scm" in names
+    assert "fastcode/tools/queries/python-tags.scm" in names
     shipped = {p.name for p in (ROOT / "prompts").iterdir()}
     assert {n.rsplit("/", 1)[1] for n in names if n.startswith("fastcode/_data/prompts/")} == shipped
 
 
 def test_installed_package_finds_its_data_from_another_folder(tmp_path: Path) -> None:
-    code = "from fastcode.resources import data_dir; print(data_dir('prompts')); print(data_dir('config'))"
+    code = "from fastcode.core.resources import data_dir; print(data_dir('prompts')); print(data_dir('config'))"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     prompts, config = (Path(line) for line in out.stdout.split())
     assert (prompts / "system.md.j2").is_file() and (config / "default.toml").is_file()

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fastcode.config import load_settings
-from fastcode.engine import Session
-from fastcode.events import Event
+from fastcode.agent.engine import Session
+from fastcode.core.config import load_settings
+from fastcode.core.events import Event
 
 FIX = {"path": "mathutils/stats.py", "old": "range(len(values) - window)", "new": "range(len(values) - window + 1)"}
 WRONG = {"path": "mathutils/stats.py", "old": "range(len(values) - window)", "new": "range(len(values) - window - 1)"}

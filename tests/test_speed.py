@@ -7,11 +7,11 @@ from pathlib import Path
 
 from conftest import load_script
 
-from fastcode.commands.bench import CASE_SCRIPT, make_case_repo
-from fastcode.config import load_settings
-from fastcode.engine import Session
-from fastcode.events import Event
-from fastcode.prefix import PrefixTracker
+from fastcode.agent.engine import Session
+from fastcode.agent.prefix import PrefixTracker
+from fastcode.bench.case_study import CASE_SCRIPT, make_case_repo
+from fastcode.core.config import load_settings
+from fastcode.core.events import Event
 
 
 def _session(repo: Path, *overrides: str) -> Session:

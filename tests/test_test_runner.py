@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from fastcode.config import ConfigError, load_settings
 from fastcode.context import testcmd
+from fastcode.core.config import ConfigError, load_settings
 from fastcode.testrunner import Invocation, pytest_invocation, runner_for
 from fastcode.tools.shell import run_command
 

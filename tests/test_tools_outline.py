@@ -1,4 +1,4 @@
-"""outline and fastcode.context.symbols: tag queries per language, nesting, the fallback walk."""
+"""outline and fastcode.tools.symbols: tag queries per language, nesting, the fallback walk."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fastcode.context.symbols import QUERIES_DIR, Definition, definitions, language_for
 from fastcode.tools import ToolContext, ToolError, execute
+from fastcode.tools.symbols import QUERIES_DIR, Definition, definitions, language_for
 
 PYTHON = '''import os
 

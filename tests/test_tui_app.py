@@ -13,16 +13,16 @@ from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from fastcode.config import load_settings
-from fastcode.engine import Session
-from fastcode.events import Event, ModelCallFinished
+from fastcode.agent.engine import Session
+from fastcode.core.config import load_settings
+from fastcode.core.events import Event, ModelCallFinished
+from fastcode.core.trace import build, read_trace
+from fastcode.frontends.tui.app import FastcodeApp, TaskInput
+from fastcode.frontends.tui.approval import ApprovalScreen
+from fastcode.frontends.tui.blocks import ToolBlock
+from fastcode.frontends.tui.latency import model_figures, row_label, span_figures, totals_lines
 from fastcode.testing import ScriptedServer
 from fastcode.testing.scripted_server import Latency
-from fastcode.trace import build, read_trace
-from fastcode.tui.app import FastcodeApp, TaskInput
-from fastcode.tui.approval import ApprovalScreen
-from fastcode.tui.blocks import ToolBlock
-from fastcode.tui.latency import model_figures, row_label, span_figures, totals_lines
 
 FAST = ["context.run_tests=false", "agent.auto_test=false", "agent.warmup=never"]
 FINISH = {"name": "finish", "arguments": {"summary": "done"}}

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from fastcode import events as ev
-from fastcode.config import load_settings
-from fastcode.engine import Session
-from fastcode.events import (
+from fastcode.agent.engine import Session
+from fastcode.core import events as ev
+from fastcode.core.config import load_settings
+from fastcode.core.events import (
     Event,
     FirstToken,
     ModelCallFinished,
@@ -31,7 +31,7 @@ from fastcode.events import (
     ToolFinished,
     ToolStarted,
 )
-from fastcode.tui.app import FastcodeApp
+from fastcode.frontends.tui.app import FastcodeApp
 
 T0 = 100.0
 ROUTE = "default: qwen2.5-coder @ http://127.0.0.1:8080/v1"
@@ -162,8 +162,8 @@ def test_replay_opens_the_panel(snap_compare) -> None:
 
 
 def test_approval_modal(snap_compare, session) -> None:
-    from fastcode.events import ApprovalRequested
-    from fastcode.tui.approval import ApprovalScreen
+    from fastcode.core.events import ApprovalRequested
+    from fastcode.frontends.tui.approval import ApprovalScreen
 
     events = synthetic_run()
     cut = next(i for i, e in enumerate(events) if isinstance(e, ToolStarted) and e.name == "edit_file")

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from test_tui_snapshots import synthetic_run
 
-from fastcode.events import ApprovalRequested, Event, TextDelta, ToolStarted
-from fastcode.trace import build, format_table
-from fastcode.tui.app import FastcodeApp, TaskInput
-from fastcode.tui.bridge import Bridge, EngineEvent, merge_deltas
-from fastcode.tui.latency import DECODE, TOOL, WAIT, waterfall
-from fastcode.tui.replay import replay
-from fastcode.tui.status import summarize_routes
+from fastcode.core.events import ApprovalRequested, Event, TextDelta, ToolStarted
+from fastcode.core.trace import build, format_table
+from fastcode.frontends.tui.app import FastcodeApp, TaskInput
+from fastcode.frontends.tui.bridge import Bridge, EngineEvent, merge_deltas
+from fastcode.frontends.tui.latency import DECODE, TOOL, WAIT, waterfall
+from fastcode.frontends.tui.replay import replay
+from fastcode.frontends.tui.status import summarize_routes
 
 
 def delta(seq: int, text: str, call_id: str = "1.1.1") -> TextDelta:

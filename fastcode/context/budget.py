@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastcode.events import ContextBudgeted
+from fastcode.core.events import ContextBudgeted
 
 if TYPE_CHECKING:
-    from fastcode.config import ContextSection
     from fastcode.context.gather import Section
-    from fastcode.emitter import Emitter
+    from fastcode.core.config import ContextSection
+    from fastcode.core.emitter import Emitter
 
 CHARS_PER_TOKEN = 3.5
 """Code tokenizes at about 3-4 characters per token; the lower figure keeps the estimate on the safe side."""

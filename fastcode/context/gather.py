@@ -13,18 +13,19 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastcode.context.repomap import DefinitionCache, build_repo_map, changed_files, task_terms
 from fastcode.context.testcmd import run_tests_traced
-from fastcode.events import PhaseFinished, PhaseStarted
+from fastcode.core.events import PhaseFinished, PhaseStarted
 from fastcode.tools.files import numbered, split_lines
 from fastcode.tools.shell import run_command
 
 if TYPE_CHECKING:
-    from fastcode.emitter import Emitter
-    from fastcode.engine import Session
+    from fastcode.core.config import ContextSection
+    from fastcode.core.emitter import Emitter
 
 TEST_OUTPUT_CHARS = 4000
 FILE_LINES = 160
@@ -48,6 +49,17 @@ class Section:
 
     def render(self) -> str:
         return f"## {self.title}\n{self.body.rstrip()}"
+
+
+@dataclass
+class Gathered:
+    """What gathering found: the sections, most valuable first, and what its test run said."""
+
+    sections: list[Section] = field(default_factory=list)
+    tests_failing: bool | None = None
+    """Whether the gathered test run failed (None: no test run)."""
+    failing_tests: list[str] = field(default_factory=list)
+    """pytest node ids that failed in it."""
 
 
 async def _timed(name: str, emit: Emitter, deadline_s: float, work: Awaitable[list[Section]]) -> list[Section]:
@@ -76,12 +88,12 @@ async def _git(root: Path) -> list[Section]:
     return [Section("git status", f"{status}\n{diff if diff != '(no output)' else ''}")]
 
 
-async def _search(session: Session, task: str) -> list[Section]:
+async def _search(root: Path, task: str) -> list[Section]:
     from fastcode.tools import execute
     from fastcode.tools.base import ToolContext, ToolError
 
     wanted = [*dict.fromkeys([*_QUOTED.findall(task), *_IDENT.findall(task)])][:6]
-    ctx = ToolContext(session.root, max_output_chars=1500)
+    ctx = ToolContext(root, max_output_chars=1500)
 
     async def one(term: str) -> str:
         try:
@@ -113,19 +125,18 @@ def _repo_file(root: Path, path: str) -> str | None:
     return rel if (root / rel).is_file() and "site-packages" not in rel else None
 
 
-async def _tests(session: Session, command: str, emit: Emitter) -> list[Section]:
-    result = await run_tests_traced(command, session.root, emit, timeout_s=session.settings.context.deadline_s)
-    session.tests_failing_before = not result.passed
+async def _tests(root: Path, command: str, timeout_s: float, emit: Emitter, found: Gathered) -> list[Section]:
+    result = await run_tests_traced(command, root, emit, timeout_s=timeout_s)
+    found.tests_failing = not result.passed
     output = result.output[-TEST_OUTPUT_CHARS:]
     title = f"test run: `{command}` exited {result.exit_code}"
     if result.passed:  # passing output says little: the rest of the context comes first
         return [Section(title, f"```\n{output[-TEST_OUTPUT_CHARS // 4 :]}\n```", 2, keep_tail=True)]
-    session.failing_tests = failing_node_ids(result.output)
+    found.failing_tests = failing_node_ids(result.output)
     sections = [
         Section(f"{title}: the failure", f"```\n{condense_failure(result.output)}\n```", 0, keep_tail=True),
         Section(f"{title}: full output (end)", f"```\n{output}\n```", 2, keep_tail=True),
     ]
-    root = session.root
     frames = [(f, int(m.group(2) or m.group(4))) for m in _FILE_REF.finditer(output)
               if (f := _repo_file(root, m.group(1) or m.group(3)))]  # fmt: skip
     called = {
@@ -193,45 +204,45 @@ def _definitions_named(root: Path, names: set[str], frames: list[tuple[str, int]
     return excerpts[:8]
 
 
-async def _named(session: Session, task: str) -> list[Section]:
+async def _named(root: Path, task: str) -> list[Section]:
     """The functions the task names (`wrap()`, `moving_sum`, "from x import parse_date"): their bodies."""
     quoted = {q for q in _QUOTED.findall(task) if q.isidentifier()}
     names = (set(_CALLED.findall(task)) | set(_IDENT.findall(task)) | quoted | set(_IMPORTED.findall(task))) - _BUILTINS
     names = {name for name in names if len(name) > 2}
-    named = await asyncio.to_thread(_definitions_named, session.root, names, []) if names else []
+    named = await asyncio.to_thread(_definitions_named, root, names, []) if names else []
     return [Section("code the task names", "\n\n".join(named), 1)] if named else []
 
 
-async def _map(session: Session, task: str) -> list[Section]:
+async def _map(root: Path, task: str, budget_tokens: int) -> list[Section]:
     mentioned = set(_MENTIONED_FILE.findall(task))
-    changed = await asyncio.to_thread(changed_files, session.root)
+    changed = await asyncio.to_thread(changed_files, root)
     text = await asyncio.to_thread(
         build_repo_map,
-        session.root,
+        root,
         task,
-        budget_tokens=session.settings.context.repo_map_tokens,
+        budget_tokens=budget_tokens,
         mentioned=mentioned,
         changed=changed,
     )
     return [Section("repo map (definitions of the most relevant files)", text)] if text else []
 
 
-async def gather_sections(session: Session, task: str, emit: Emitter) -> list[Section]:
-    """Run every source at once; return their sections, most valuable first ([] when disabled)."""
-    settings = session.settings.context
+async def gather_context(root: Path, task: str, settings: ContextSection, test_command: str, emit: Emitter) -> Gathered:
+    """Run every source at once (the test run only with `test_command` and `context.run_tests`); return their
+    sections, most valuable first, and what the test run found (nothing when `context.enabled` is off)."""
+    found = Gathered()
     if not settings.enabled:
-        return []
+        return found
     emit(PhaseStarted, name="gather")
     started = time.perf_counter()
     sources: list[tuple[str, Callable[[], Awaitable[list[Section]]]]] = [
-        ("gather.git", lambda: _git(session.root)),
-        ("gather.map", lambda: _map(session, task)),
-        ("gather.search", lambda: _search(session, task)),
-        ("gather.named", lambda: _named(session, task)),
+        ("gather.git", lambda: _git(root)),
+        ("gather.map", lambda: _map(root, task, settings.repo_map_tokens)),
+        ("gather.search", lambda: _search(root, task)),
+        ("gather.named", lambda: _named(root, task)),
     ]
-    command = session.test_command()
-    if settings.run_tests and command:
-        sources.append(("gather.tests", lambda: _tests(session, command, emit)))
+    if settings.run_tests and test_command:
+        sources.append(("gather.tests", lambda: _tests(root, test_command, settings.deadline_s, emit, found)))
     results = await asyncio.gather(*(_timed(name, emit, settings.deadline_s, make()) for name, make in sources))
     order = {"gather.tests": 0, "gather.named": 1, "gather.search": 2, "gather.git": 3, "gather.map": 4}
     ranked = sorted(zip((name for name, _ in sources), results, strict=True), key=lambda item: order[item[0]])
@@ -243,4 +254,5 @@ async def gather_sections(session: Session, task: str, emit: Emitter) -> list[Se
         ms=round((time.perf_counter() - started) * 1000, 2),
         detail=f"{chars} chars, {len(sections)} sections, {len(sources)} sources, {len(task_terms(task))} task terms",
     )
-    return sections
+    found.sections = sections
+    return found

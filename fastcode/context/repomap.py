@@ -13,8 +13,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from fastcode.context.symbols import Definition, definitions, language_for
-from fastcode.runs import STATE_DIR
+from fastcode.core.paths import STATE_DIR
+from fastcode.tools.symbols import Definition, definitions, language_for
 
 CACHE_FILE = "repomap.json"
 MAX_FILES = 2000

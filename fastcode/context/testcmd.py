@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fastcode.events import TestsRun
+from fastcode.core.events import TestsRun
 from fastcode.testrunner import pool
 from fastcode.testrunner.client import RunnerError
 from fastcode.testrunner.command import Invocation, pytest_invocation
 from fastcode.tools.shell import run_command
 
 if TYPE_CHECKING:
-    from fastcode.emitter import Emitter
+    from fastcode.core.emitter import Emitter
 
 
 @dataclass(frozen=True)

@@ -3,4 +3,6 @@
 instances (the JSONL format) -> workspace (a temporary git copy at the start state) -> runner (setup, the agent in its
 own process or the gold patch, then scoring) -> harness (workers, progress, resume) -> report (predictions, results,
 summary). mutate + make_tasks generate instances by injecting bugs; authoring rebuilds the bundled suite.
+
+May import: `fastcode.core` (the agent runs as its own process, `fastcode exec`).
 """

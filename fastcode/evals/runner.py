@@ -113,7 +113,7 @@ def _record_agent(result: InstanceResult, final: dict, exit_code: int, trace: Pa
     kept = logs / "trace.jsonl"
     shutil.copyfile(trace, kept)
     result.trace = str(kept.resolve())
-    from fastcode.trace import build, read_trace
+    from fastcode.core.trace import build, read_trace
 
     builder = build(read_trace(kept))
     totals = builder.totals()

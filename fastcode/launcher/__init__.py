@@ -6,4 +6,6 @@ files, leases), `keepalive` (the supervisor that stops an idle local server), `s
 across restarts), `model_parts` (the embedded GGUF, assembled from its wheels) and
 `embedded` (the no-API-key default run on the embedded Qwen2.5-Coder-1.5B-Instruct). Standard library only at import
 time, so `fastcode serve` starts instantly.
+
+May import: `fastcode.toolcalls` (the prefix a server is warmed with), `fastcode.models`, `fastcode.core`.
 """

@@ -27,7 +27,7 @@ from fastcode.launcher.process import ServerError, find_running, launch, signals
 from fastcode.launcher.state import release_lease, shared_dir, state_dir
 
 if TYPE_CHECKING:
-    from fastcode.config import Loaded, Settings
+    from fastcode.core.config import Loaded, Settings
 
 EMBEDDED_MAX_TOKENS = 512
 """Completion cap for the embedded model (at most a quarter of local.ctx): it decodes ~30 tokens/s on 2 CPU cores."""

@@ -36,7 +36,7 @@ from fastcode.launcher.state import (
     take_lease,
     write_state,
 )
-from fastcode.models.warmup import WarmupResult, agent_prefix, warmup_request
+from fastcode.models.warmup_request import WarmupResult, warmup_request
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -161,6 +161,8 @@ def _wait_supervisor(folder: Path, state: ServerState, proc: subprocess.Popen[by
 
 def warm_up(state: ServerState, timeout_s: float = 120.0) -> WarmupResult:
     """One `max_tokens: 1` request with fastcode's system prompt and tools, so the first real call is cached."""
+    from fastcode.toolcalls.prompt import agent_prefix  # jinja2: loaded only when a server is warmed
+
     messages, tools = agent_prefix()
     extra = {"cache_prompt": True} if state.kind == "llama" else None
     return warmup_request(state.base_url, state.served_name, api_key=None, messages=messages, tools=tools,

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from fastcode.config import ModelProfile
-from fastcode.events import ToolCallSpec
+from fastcode.core.config import ModelProfile
+from fastcode.core.events import ToolCallSpec
 from fastcode.models.wire import TokenCounts, clean, is_loopback, merge_token_counts
 
 NO_KEY = "sk-no-key-required"

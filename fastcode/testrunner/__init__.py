@@ -5,7 +5,9 @@ the runner process itself (stdlib and pytest only, run as a script by that inter
 runner over a unix socket (tiny JSON lines); `pool` keeps the live runners, one per interpreter, repo and
 environment; `shared` finds or starts a kept-alive runner (`server_hub`) that outlives fastcode until idle.
 `fastcode.context.testcmd.run_tests` is the entry point the engine uses: it falls back to a subprocess run whenever
-a runner cannot serve a run.
+a runner cannot serve a run. `common` holds the runner script's path and RunnerError.
+
+May import: `fastcode.tools` (the command result type), `fastcode.core`.
 """
 
 from fastcode.testrunner.client import RunnerError, WarmRunner

@@ -23,17 +23,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from fastcode.testrunner.common import SERVER, RunnerError
 from fastcode.tools.shell import CommandResult
 
-SERVER = Path(__file__).with_name("server.py")
 READY_TIMEOUT_S = 60.0
 """How long the first run waits for the runner to import pytest and the plugins."""
 TERM_GRACE_S = 2.0
 """After SIGTERM on timeout, how long the child's group gets before SIGKILL (as for a subprocess run)."""
-
-
-class RunnerError(Exception):
-    """The warm runner could not serve a run; the message is the note shown beside the subprocess fallback."""
 
 
 class Rerun(RunnerError):
@@ -62,6 +58,8 @@ class WarmRunner:
         self.ready: dict[str, Any] | None = None
         self.busy = self.closed = False
         self._ids = itertools.count(1)
+        self._abandoned = 0
+        """A run cancelled after its group was killed: the runner is free again once it reports it done."""
         self.proc: subprocess.Popen[bytes] | None
         if keep_alive_s > 0:
             from fastcode.testrunner import shared
@@ -207,6 +205,10 @@ class WarmRunner:
 
     async def _run(self, args: list[str], script: str, timeout_s: float, max_chars: int) -> CommandResult:
         await self.wait_ready()
+        if self._abandoned:  # a kept-alive runner would answer "busy" until it has reaped the killed run
+            with suppress(TimeoutError):
+                await self._reply(self._abandoned, "done", TERM_GRACE_S)
+            self._abandoned = 0
         run_id = next(self._ids)
         request = {"id": run_id, "args": args, "script": script, "cwd": str(self.root), "max_bytes": max_chars}
         await asyncio.get_running_loop().sock_sendall(self.sock, (json.dumps(request) + "\n").encode())
@@ -223,6 +225,7 @@ class WarmRunner:
             return await self._stop(run_id, pgid)
         except asyncio.CancelledError:
             _signal_group(pgid, signal.SIGKILL)
+            self._abandoned = run_id
             raise
         result = self._result(done)
         if result.exit_code is not None and result.exit_code < 0:

@@ -17,7 +17,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from fastcode.testrunner.client import SERVER, RunnerError
+from fastcode.testrunner.common import SERVER, RunnerError
 
 VOLATILE = frozenset({"PYTEST_CURRENT_TEST"})
 """Variables left out of the key: pytest sets this one itself, in the run's child, for every test phase."""

@@ -1,7 +1,7 @@
 """How tool calls travel between a model and the engine: the tool modes (`native`, `constrained`, `text`), the JSON
 schema a constrained server enforces, and the recovery of tool calls a model wrote as text.
 
-May import: `fastcode.events`, `fastcode.tools`, `fastcode.prompts`, `fastcode.config`. Never the engine.
+May import: `fastcode.models`, `fastcode.tools`, `fastcode.core`. Never the agent loop.
 """
 
 from fastcode.toolcalls.modes import MODES, ToolMode, resolve_mode

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from fastcode import messages as msg
-from fastcode.events import ToolCallSpec
+from fastcode.core.events import ToolCallSpec
+from fastcode.models import messages as msg
 from fastcode.toolcalls.recover import recover_calls
 from fastcode.toolcalls.schema import response_format
 

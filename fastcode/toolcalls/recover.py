@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastcode.events import ToolCallSpec
+from fastcode.core.events import ToolCallSpec
 
 _DECODER = json.JSONDecoder()
 _FENCE = re.compile(r"```[a-zA-Z0-9_-]*\s*\n?(.*?)```", re.DOTALL)

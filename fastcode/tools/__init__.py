@@ -1,6 +1,9 @@
 """The agent's tools. Importing this package registers them; the engine uses `tool_schemas()` and `execute()`.
 
-Tool modules import nothing heavy at import time (tree_sitter and ripgrepy load on first use).
+Tool modules import nothing heavy at import time (tree_sitter and ripgrepy load on first use). `symbols` (tree-sitter
+definitions, tag queries in `queries/`) also serves the repo map.
+
+May import: `fastcode.core`.
 """
 
 from __future__ import annotations

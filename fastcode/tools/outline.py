@@ -1,6 +1,6 @@
 """The outline tool: a file's definitions (kind, name, line range), methods nested under their classes.
 
-Parsing lives in `fastcode.context.symbols`; this module only formats it for the model.
+Parsing lives in `fastcode.tools.symbols`; this module only formats it for the model.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from fastcode.context.symbols import Definition, definitions, language_for
 from fastcode.tools.base import ToolArgs, ToolContext, ToolError, ToolResult, register, relative
 from fastcode.tools.files import check_text, require_file
+from fastcode.tools.symbols import Definition, definitions, language_for
 
 
 class OutlineArgs(ToolArgs):

@@ -1,0 +1,400 @@
+"""The plan/act loop. A Session holds one conversation; `run(task)` is an async generator of events.
+
+Order of a run: RunStarted -> context gathering (+ warm-up) -> steps (model call -> tools -> maybe tests) until
+`finish`, max steps, the deadline or an interrupt -> RunFinished. The history is append-only and the system
+prompt and tool list never change, so every call's prompt extends the previous one (the server's KV cache holds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastcode.agent.edit_first import EDIT_ONLY, Attempt, is_question, source_paths
+from fastcode.agent.prefix import PrefixTracker
+from fastcode.agent.router import Router, TurnState
+from fastcode.agent.tool_exec import Approver, CallOutcome, EarlyStarts, ToolExecutor
+from fastcode.checkpoint.checkpointer import Checkpointer
+from fastcode.context import testcmd
+from fastcode.context.budget import ContextBudget
+from fastcode.context.gather import gather_context
+from fastcode.context.testcmd import detect_test_command
+from fastcode.core.config import STEP_KINDS, ModelProfile, Settings
+from fastcode.core.emitter import Emitter
+from fastcode.core.events import (
+    AttemptRejected,
+    ErrorEvent,
+    Event,
+    FirstToken,
+    ModelCallFinished,
+    ModelCallStarted,
+    PlanProposed,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepStarted,
+    TextDelta,
+)
+from fastcode.core.paths import new_run_id, run_dir
+from fastcode.core.prompts import render
+from fastcode.models import faststart
+from fastcode.models import messages as msg
+from fastcode.models.cache_warming import warm_targets, warm_up
+from fastcode.models.client import CallResult, ChatClient, EndpointError, server_kind
+from fastcode.toolcalls import ToolMode, resolve_mode
+from fastcode.toolcalls.modes import Parsed
+from fastcode.toolcalls.prompt import system_prompt
+from fastcode.toolcalls.thought import ThoughtStream
+from fastcode.tools import tool_schemas
+from fastcode.tools.base import ToolContext
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One model call's answer: the raw result, the calls and text read from it, and the mode that asked."""
+
+    result: CallResult
+    parsed: Parsed
+    mode: ToolMode
+
+
+_BACKGROUND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fastcode-bg")
+EXIT_CODES = {"finished": 0, "max_steps": 1, "stuck": 1, "timeout": 1, "error": 1, "interrupted": 130}
+
+
+class Session:
+    """One conversation with the repo; follow-up `run` calls continue it (and its cached prefix)."""
+
+    def __init__(self, settings: Settings, root: Path, *, approver: Approver | None = None) -> None:
+        self.settings, self.root, self.approver = settings, root.resolve(), approver
+        self.tools = tool_schemas()
+        self.known_tools = {t["function"]["name"] for t in self.tools}
+        in_prompt = any(self._mode(settings.profile(kind)[1]).tools_in_prompt for kind in STEP_KINDS)
+        self.messages: list[dict] = [msg.system(system_prompt(self.tools, in_prompt))]
+        plan = settings.profile("plan")[1]
+        self.budget = ContextBudget(settings.context, f"{plan.base_url}|{plan.model}")
+        self.clients: dict[str, ChatClient] = {}
+        self.prefixes = PrefixTracker()
+        self.turn = 0
+        self.model_calls = 0
+        self._task: asyncio.Task[None] | None = None
+        self._test_cmd: str | None = None
+        self._ran: tuple[ToolMode, list[CallOutcome]] | None = None
+        """The tools of the current turn that already ran (native mode), for a stop while its tests run."""
+        self.edit_paths: list[str] = []
+        """The source files an edit-first reply may write (shown in the gathered context, tests excluded)."""
+        self.failing_tests: list[str] = []
+        """pytest node ids that failed in the gathered test run: run first after an edit."""
+        self.tests_failing_before: bool | None = None
+        """Whether the gathered test run failed (None: no tests were run while gathering)."""
+        self._closing = False
+
+    async def run(self, task: str) -> AsyncIterator[Event]:
+        """Yield every event of one run, in order; the trace file gets each one first."""
+        run_id = new_run_id()
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        emit = Emitter(run_id, run_dir(self.root, run_id) / "trace.jsonl", queue)
+        self._task = asyncio.create_task(self._run(task, run_id, emit))
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+        finally:
+            if not self._task.done():
+                self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def interrupt(self) -> None:
+        """Stop the current run: tools are cancelled, files stay consistent, RunFinished says `interrupted`.
+
+        A cancel that lands while a request is being written can be swallowed inside the HTTP stack, so it is
+        repeated every 0.25 s until the run starts closing; once closing, interrupts are ignored so the diff and
+        the trace are always written."""
+        if self._task is None or self._task.done() or self._closing:
+            return
+        self._task.cancel()
+        asyncio.get_running_loop().call_later(0.25, self.interrupt)
+
+    async def _run(self, task: str, run_id: str, emit: Emitter) -> None:
+        started, self.turn, self._closing = time.perf_counter(), self.turn + 1, False
+        self.failing_tests, self.tests_failing_before = [], None
+        calls_before = self.model_calls
+        faststart.preload_openai()
+        if self.settings.agent.auto_test or self.settings.context.run_tests:  # a warm pytest, ready before it's needed
+            agent = self.settings.agent
+            testcmd.prestart(self.test_command(), self.root, runner=agent.test_runner,
+                             keep_alive_s=agent.test_runner_keep_alive)  # fmt: skip
+        # gitpython's import and the repo lookup run in the background; the first write waits for them if needed.
+        checkpoint = _BACKGROUND.submit(Checkpointer, self.root, run_dir(self.root, run_id), run_id)
+        emit(
+            RunStarted,
+            task=task,
+            repo=str(self.root),
+            started_at=datetime.now(UTC).isoformat(),
+            routes=self._route_labels(),
+            turn=self.turn,
+        )
+        status, summary, steps, exit_code = "error", "", 0, 1
+        try:
+            async with asyncio.timeout(self.settings.agent.timeout_s):
+                status, summary, steps = await self._loop(task, emit, checkpoint)
+            exit_code = EXIT_CODES[status]
+        except TimeoutError:
+            status, exit_code = "timeout", EXIT_CODES["timeout"]
+            self._close_turn("not run: the time limit was reached")
+        except asyncio.CancelledError:
+            self._closing = True
+            status, exit_code = "interrupted", EXIT_CODES["interrupted"]
+            self._close_turn("interrupted by the user before it ran")
+        except EndpointError as exc:
+            emit(ErrorEvent, kind=exc.kind, message=str(exc))
+            exit_code = 3
+        except Exception as exc:  # a bug of ours: report it, still close the run cleanly
+            emit(ErrorEvent, kind="internal", message=f"{type(exc).__name__}: {exc}")
+        self._closing = True
+        diff = ""
+        try:
+            diff = (await asyncio.to_thread(lambda: checkpoint.result().finish())).diff
+        except Exception as exc:
+            emit(ErrorEvent, kind="internal", message=f"could not record the run's changes: {exc}")
+        finally:
+            emit(
+                RunFinished,
+                status=status,
+                summary=summary,
+                steps=steps,
+                model_calls=self.model_calls - calls_before,
+                wall_s=round(time.perf_counter() - started, 3),
+                diff=diff,
+                exit_code=exit_code,
+            )
+            emit.close()
+
+    def _close_turn(self, reason: str) -> None:
+        """A run stopped mid-turn: the calls that ran get their results, the others `reason`, so the conversation
+        stays valid for a follow-up and says what happened to the files."""
+        if self._ran is not None:
+            mode, outcomes = self._ran
+            self.messages.extend(mode.results([(o.call, o.output) for o in outcomes]))
+        self.messages.extend(msg.unanswered(self.messages, reason))
+        self._ran = None
+
+    async def _task_message(self, task: str, emit: Emitter) -> int:
+        """Gather context (first turn), append the task message; return how many edit-first attempts to make."""
+        context, code = "", False
+        if self.turn == 1:
+            plan_tools = self._request_tools(self.settings.profile("plan")[1])
+            faststart.save_prefix(self.messages[:1], plan_tools)
+            warming = warm_up(self.settings, emit, self.messages[:1], self._request_tools, self.cache_key)
+            gathering = gather_context(self.root, task, self.settings.context, self.test_command(), emit)
+            gathered, warmups = await asyncio.gather(gathering, warming)
+            sections = gathered.sections
+            if gathered.tests_failing is not None:
+                self.tests_failing_before, self.failing_tests = gathered.tests_failing, gathered.failing_tests
+            plan = self.settings.routes.profile_for("plan")
+            own = [w for (name, _), w in zip(warm_targets(self.settings), warmups, strict=False) if name == plan]
+            context = self.budget.fit(sections, own, emit)
+            code = any(s.priority == 1 and f"## {s.title}" in context for s in sections)
+        # Edit first when a test fails, or the task asks for a change to code it names (not "explain parse_date").
+        policy = self.settings.agent.edit_first
+        wanted = bool(self.tests_failing_before) or (policy == "auto" and not is_question(task))
+        self.edit_paths = source_paths(context) if code and wanted else []
+        edit_first = bool(self.edit_paths) and policy != "never"
+        edit_first = edit_first and self._mode_of("plan").name == "constrained"
+        template = "task" if self.turn == 1 else "followup"
+        self.messages.append(msg.user(render(template, task=task, context=context, edit_first=edit_first)))
+        judged = bool(self.settings.agent.auto_test and self.test_command())  # without tests, nothing to reject on
+        return (self.settings.agent.edit_attempts if judged else 1) if edit_first else 0
+
+    async def _act(
+        self, reply: Reply, tools: ToolExecutor, router: Router, state: TurnState, emit: Emitter, step: int
+    ) -> tuple[list[CallOutcome], str]:
+        """Run a reply's calls, the tests after an edit, then its finish (declined while the tests fail); return the
+        outcomes in the model's order and what fastcode adds after them (the test result, or a nudge)."""
+        outcomes = await tools.run_turn([c for c in reply.parsed.calls if c.name != "finish"], step, tools.early)
+        self._ran = (reply.mode, outcomes) if reply.mode.name == "native" else None
+        tests = await router.after_tools(state, outcomes, self, emit)
+        finishes = [c for c in reply.parsed.calls if c.name == "finish"]
+        if finishes:
+            outcomes.append(await tools.finish(finishes[0], step, router.finish_declined(state, outcomes)))
+        outcomes += [tools.ignored(c, step, "ignored: one finish per reply") for c in finishes[1:]]
+        self._ran = None
+        order = {c.id: i for i, c in enumerate(reply.parsed.calls)}
+        outcomes.sort(key=lambda o: order.get(o.call.id, len(order)))
+        return outcomes, tests or ("" if outcomes else render("nudge", cut=reply.result.finish_reason == "length"))
+
+    async def _loop(self, task: str, emit: Emitter, checkpoint: Future[Checkpointer]) -> tuple[str, str, int]:
+        attempts, attempt = await self._task_message(task, emit), Attempt()
+
+        def before_write(path: Path | None) -> None:
+            checkpoint.result().before_write(path)
+            attempt.before_write(path)
+
+        ctx = ToolContext(
+            self.root,
+            before_write=before_write,
+            max_output_chars=self.budget.tool_output_chars(self.settings.agent.tool_output_chars),
+        )
+        agent = self.settings.agent
+        tools = ToolExecutor(ctx, emit, parallel=agent.parallel_tools, approval=agent.approval, approver=self.approver)
+        router, state = Router(self.settings), TurnState(tests_failing=bool(self.tests_failing_before))
+        attempts = min(attempts, agent.max_steps)
+        for step in range(1, agent.max_steps + 1):
+            trying = step <= attempts
+            kind = "plan" if trying else router.next_kind(state, emit, step)
+            emit(StepStarted, step=step, route=kind)
+            step_start = time.perf_counter()
+            tools.early = EarlyStarts(tools, step)
+            focus = {"only": EDIT_ONLY, "paths": self.edit_paths, "seed": step} if trying else {}
+            try:
+                reply = await self._call(kind, step, emit, tools.early, **focus)
+            except BaseException:
+                tools.early.cancel()
+                raise
+            answer = reply.mode.assistant_message(reply.result.content, reply.parsed)
+            if not trying:  # in the history at once: an interrupted turn still shows what it asked for
+                self.messages.append(answer)
+            if step == 1 and (items := msg.plan_items(reply.parsed.text)):
+                emit(PlanProposed, items=items)
+            try:
+                outcomes, after = await self._act(reply, tools, router, state, emit, step)
+            except BaseException:
+                if trying:  # its reply is not in the history: its edits must not stay behind either
+                    attempt.revert(self.root)
+                raise
+            accepted = any(o.call.name == "finish" and o.ok for o in outcomes)  # "nothing to change" is an answer
+            if trying and step < attempts and not (state.tests_passed or accepted):  # take it back, draw again
+                files = attempt.revert(self.root)
+                emit(AttemptRejected, step=step, reason="the tests still fail" if files else "no edit", files=files)
+                emit(StepFinished, step=step, ms=round((time.perf_counter() - step_start) * 1000, 2))
+                state = TurnState(tests_failing=bool(self.tests_failing_before))
+                continue
+            attempt.originals.clear()
+            if trying:
+                self.messages.append(answer)
+            self.messages.extend(reply.mode.results([(o.call, o.output) for o in outcomes], after))
+            finished = next((o for o in outcomes if o.call.name == "finish" and o.ok), None)
+            stuck = "" if finished else state.observe_reply(outcomes, agent.stuck_after, router.can_escalate(kind))
+            if stuck:
+                emit(ErrorEvent, kind="stuck", message=stuck)
+            emit(StepFinished, step=step, ms=round((time.perf_counter() - step_start) * 1000, 2))
+            if stuck:
+                return "stuck", stuck, step
+            if finished:
+                return "finished", finished.output, step
+            if trying and state.tests_passed and self.tests_failing_before:  # the edit made the failing tests pass
+                return "finished", reply.parsed.text or "The failing tests pass after the edit.", step
+        summary = (
+            await self._summarize(emit, agent.max_steps + 1) if state.edited_ever and agent.summarize_on_stop else ""
+        )
+        return "max_steps", summary, agent.max_steps
+
+    async def _summarize(self, emit: Emitter, step: int) -> str:
+        """Out of steps after changing files: one call on the `summarize` route says what was done and what is left."""
+        self.messages.append(msg.user(render("summarize")))
+        emit(StepStarted, step=step, route="summarize")
+        started = time.perf_counter()
+        reply = await self._call("summarize", step, emit)
+        self.messages.append(reply.mode.assistant_message(reply.result.content, reply.parsed))
+        self.messages.extend(msg.unanswered(self.messages, "not run: the step limit was reached"))
+        emit(StepFinished, step=step, ms=round((time.perf_counter() - started) * 1000, 2))
+        return reply.parsed.text.strip()
+
+    def _mode(self, profile: ModelProfile) -> ToolMode:
+        return resolve_mode(profile.tool_mode, server_kind(profile))
+
+    def _mode_of(self, kind: str) -> ToolMode:
+        return self._mode(self.settings.profile(kind)[1])
+
+    def _request_tools(self, profile: ModelProfile) -> list[dict[str, Any]]:
+        """The `tools` field a request to this profile carries (none when the prompt describes them)."""
+        return self._mode(profile).request(self.tools)[0]
+
+    async def _call(
+        self,
+        kind: str,
+        step: int,
+        emit: Emitter,
+        early: EarlyStarts | None = None,
+        only: frozenset[str] | None = None,
+        paths: list[str] | None = None,
+        **sample: Any,
+    ) -> Reply:
+        name, profile = self.settings.profile(kind)
+        client = self.clients.get(name) or self.clients.setdefault(
+            name, ChatClient(profile, max_retries=self.settings.agent.max_retries, cache_key=self.cache_key)
+        )
+        mode = self._mode(profile)
+        tools, extra = mode.request(self.tools, only, paths)
+        if kind == "summarize":  # text only: no schema forcing tool calls
+            extra = {}
+        extra.update(sample)
+        self.model_calls += 1
+        call_id = f"{self.turn}.{step}.{self.model_calls}"
+        digest, broke = self.prefixes.check(f"{profile.base_url}|{profile.model}", tools, self.messages)
+        common = dict(call_id=call_id, step=step, route=kind, profile=name, model=profile.model)
+        emit(ModelCallStarted, **common, base_url=profile.base_url, prefix_hash=digest, prefix_break=broke)
+
+        thought = ThoughtStream()
+
+        def on_text(text: str, k: str) -> None:
+            if k == "content" and mode.tools_in_prompt:  # a JSON reply: the user sees its thought
+                if early:
+                    early.text(text, lambda content: mode.parse(content, [], self.known_tools, call_id).calls)
+                text = thought.feed(text)
+            if text:
+                emit(TextDelta, call_id=call_id, text=text, kind=k)
+
+        result = await client.stream(
+            self.messages,
+            tools,
+            on_first_token=lambda ms: emit(FirstToken, call_id=call_id, ttft_ms=ms),
+            on_text=on_text,
+            on_call_ready=early.ready if early else None,
+            **extra,
+        )
+        parsed = mode.parse(result.content, result.tool_calls, self.known_tools, call_id)
+        if name == self.settings.routes.profile_for("plan"):
+            self.budget.observe(result)
+        emit(
+            ModelCallFinished,
+            **common,
+            prompt_tokens=result.prompt_tokens,
+            cached_tokens=result.cached_tokens,
+            completion_tokens=result.completion_tokens,
+            ttft_ms=result.ttft_ms,
+            decode_ms=result.decode_ms,
+            total_ms=result.total_ms,
+            decode_tps=result.decode_tps,
+            content=parsed.text,
+            tool_calls=parsed.calls,
+            finish_reason=result.finish_reason,
+            prefix_break=broke,
+            tool_mode=mode.name,
+            recovered=parsed.recovered,
+        )
+        return Reply(result, parsed, mode)
+
+    def test_command(self) -> str:
+        """The configured test command, else the detected one, else "" (no tests to run)."""
+        if self._test_cmd is None:
+            self._test_cmd = self.settings.agent.test_cmd or detect_test_command(self.root) or ""
+        return self._test_cmd
+
+    @property
+    def cache_key(self) -> str:
+        import hashlib
+
+        return "fastcode-" + hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
+
+    def _route_labels(self) -> dict[str, str]:
+        labels = {}
+        for kind in ("plan", "act", "edit", "verify", "escalate"):
+            name, profile = self.settings.profile(kind)
+            labels[kind] = f"{name}: {profile.model} @ {profile.base_url}"
+        return labels

@@ -1,0 +1,297 @@
+"""Checkpoints, run diffs and undo: what a run changed, and how to put it back.
+
+Owns `<run_dir>/meta.json` and `<run_dir>/diff.patch`. Inside a git work tree the checkpoint is a commit of
+the whole working tree on `refs/fastcode/checkpoints/<run-id>` (see `git_store`); elsewhere each file is
+copied the first time the run touches it (see `copy_store`).
+
+meta.json (version 1):
+    run_id, mode ("git" | "copy"), checkpointed (bool), checkpoint_ms, finished (bool),
+    checkpoint / after: {"ref", "sha" (the commit on ref), "tree"} or null (git mode; diff/undo use trees),
+    files: [{"path", "status": "added" | "modified" | "deleted", "sha256" (copy mode)}],
+    commands_without_git: shell commands run in copy mode (their effects cannot be undone),
+    backups: {path: {"backup", "mode", "created_dirs"}} (copy mode), git_error (when git failed, copies used),
+    undone: null | {"at", "forced", "restored", "removed"}.
+Undoing a run twice raises AlreadyUndone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastcode.checkpoint.copy_store import CopyStore
+from fastcode.checkpoint.git_store import GitError, GitStore, Status, ensure_excluded
+
+__all__ = [
+    "AlreadyUndone",
+    "Checkpointer",
+    "FileChange",
+    "RunChanges",
+    "UndoError",
+    "UndoRefused",
+    "UndoResult",
+    "ensure_excluded",
+    "undo",
+]
+
+META = "meta.json"
+DIFF = "diff.patch"
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    """POSIX path relative to the git work tree (git mode) or to the root (copy mode)."""
+    status: Status
+
+
+@dataclass
+class RunChanges:
+    diff: str
+    files: list[FileChange]
+
+
+@dataclass
+class UndoResult:
+    restored: list[str]
+    removed: list[str]
+    warnings: list[str] = field(default_factory=list)
+    """What undo could not do: shell commands it cannot reverse (copy mode), paths it left alone."""
+
+
+class UndoError(Exception):
+    """Undo cannot proceed; the message says why."""
+
+
+class UndoRefused(UndoError):
+    """Files the run changed were edited since; undoing would lose those edits. `force=True` overrides."""
+
+    def __init__(self, files: list[str]) -> None:
+        self.files = files
+        super().__init__(f"edited since the run, undo would overwrite them (force to override): {', '.join(files)}")
+
+
+class AlreadyUndone(UndoError):
+    """The run was undone before."""
+
+
+class Checkpointer:
+    """Takes the checkpoint before a run's first write, and records the run's changes when it ends."""
+
+    def __init__(self, root: Path, run_dir: Path, run_id: str) -> None:
+        self.root = Path(root).resolve()
+        self.run_dir = Path(run_dir)
+        self.run_id = run_id
+        self._lock = threading.Lock()
+        self._ready = False  # the lock-free fast path of before_write in git mode
+        self._committer: threading.Thread | None = None
+        self._commit_result: str | GitError | None = None
+        self._git = GitStore.open(self.root)
+        if self._git is not None:
+            self._git.ensure_excluded()
+        self._meta: dict[str, Any] = {
+            "version": 1,
+            "run_id": run_id,
+            "mode": "copy" if self._git is None else "git",
+            "checkpointed": False,
+            "checkpoint_ms": None,
+            "finished": False,
+            "checkpoint": None,
+            "after": None,
+            "files": [],
+            "commands_without_git": 0,
+            "undone": None,
+        }
+        self._copy = None if self._git is not None else self._copy_store({})
+
+    @property
+    def checkpointed(self) -> bool:
+        return bool(self._meta["checkpointed"])
+
+    @property
+    def mode(self) -> str:
+        return str(self._meta["mode"])
+
+    @property
+    def checkpoint_ms(self) -> float | None:
+        """How long the checkpoint took (the first write waited that long), or None before it."""
+        return self._meta["checkpoint_ms"]
+
+    def before_write(self, path: Path | None) -> None:
+        """Call before writing `path`, or with None before a shell command that may write anything."""
+        if self._ready:
+            return
+        with self._lock:
+            if not self._meta["checkpointed"]:
+                self._take()
+            if self._copy is None:
+                self._ready = True
+                return
+            if path is None:
+                self._meta["commands_without_git"] += 1
+                self._save()
+            elif self._copy.touch(path):
+                self._save()
+
+    def finish(self) -> RunChanges:
+        """Snapshot the result, write meta.json and diff.patch, and return what the run changed."""
+        with self._lock:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            diff: bytes = b""
+            files: list[dict[str, Any]] = []
+            if self._meta["checkpointed"] and self._git is not None:
+                self._wait_for_commit()
+                before = self._meta["checkpoint"]
+                tree = self._git.write_tree(self.run_dir)
+                after = {"ref": self._ref("after"), "sha": None, "tree": tree}
+                with contextlib.suppress(GitError):  # the trees are what undo needs; the ref is for people
+                    after["sha"] = self._git.commit(tree, before["sha"], after["ref"])
+                self._meta["after"] = after
+                files = [{"path": c.path, "status": c.status} for c in self._git.changes(before["tree"], tree)]
+                diff = self._git.patch(before["tree"], tree) if files else b""
+            elif self._meta["checkpointed"] and self._copy is not None:
+                changes, text = self._copy.changes()
+                files = [{"path": c.path, "status": c.status, "sha256": c.sha256} for c in changes]
+                diff = text.encode()
+            (self.run_dir / DIFF).write_bytes(diff)
+            self._meta.update(files=files, finished=True)
+            self._save()
+            changes = [FileChange(f["path"], f["status"]) for f in files]
+            return RunChanges(diff=diff.decode(errors="replace"), files=changes)
+
+    def _take(self) -> None:
+        started = time.perf_counter()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self._git is not None:
+            try:
+                tree, parent = self._git.write_tree(self.run_dir), self._git.head()
+                self._meta["checkpoint"] = {"ref": self._ref("checkpoints"), "sha": None, "tree": tree}
+                # The tree is the checkpoint; wrapping it in a commit on a ref (~2 git processes) happens
+                # off the critical path, while the first write goes ahead.
+                self._committer = threading.Thread(target=self._commit_checkpoint, args=(tree, parent))
+                self._committer.start()
+            except (GitError, OSError) as exc:  # an odd repo must not block the run: fall back to copies
+                self._git = None
+                self._meta.update(mode="copy", git_error=str(exc))
+                self._copy = self._copy_store({})
+        self._meta["checkpointed"] = True
+        self._meta["checkpoint_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        self._save()
+
+    def _commit_checkpoint(self, tree: str, parent: str | None) -> None:
+        """Runs in a thread; touches only `_commit_result`, so meta.json writes never race with it."""
+        assert self._git is not None
+        try:
+            self._commit_result = self._git.commit(tree, parent, self._ref("checkpoints"))
+        except GitError as exc:
+            self._commit_result = exc
+
+    def _wait_for_commit(self) -> None:
+        if self._committer is None:
+            return
+        self._committer.join()
+        self._committer = None
+        if isinstance(self._commit_result, GitError):
+            self._meta["ref_error"] = str(self._commit_result)
+        else:
+            self._meta["checkpoint"]["sha"] = self._commit_result
+
+    def _ref(self, kind: str) -> str:
+        return f"refs/fastcode/{kind}/{self.run_id}"
+
+    def _copy_store(self, manifest: dict[str, dict[str, Any]]) -> CopyStore:
+        self._meta["backups"] = manifest
+        return CopyStore(self.root, self.run_dir / "backup", manifest)
+
+    def _save(self) -> None:
+        _write_meta(self.run_dir, self._meta)
+
+    @classmethod
+    def _resume(cls, root: Path, run_dir: Path, meta: dict[str, Any]) -> Checkpointer:
+        """A Checkpointer for a run that never finished (it crashed), ready for finish()."""
+        cp = cls(root, run_dir, meta["run_id"])
+        if meta["mode"] == "git" and cp._git is None:
+            raise UndoError(f"{root} is no longer inside a git work tree")
+        cp._meta = meta
+        if meta["mode"] == "copy":
+            cp._git = None
+            cp._copy = cp._copy_store(meta.get("backups", {}))
+        return cp
+
+
+def undo(root: Path, run_dir: Path, *, force: bool = False) -> UndoResult:
+    """Put back the files a run changed, as they were at its checkpoint.
+
+    Raises UndoRefused when some of those files were edited since the run (unless `force`), AlreadyUndone on a
+    second call, UndoError when the run has no record. A run that never finished is undone only with `force`.
+    """
+    meta = _read_meta(run_dir)
+    if meta.get("undone"):
+        raise AlreadyUndone(f"run {meta['run_id']} was already undone at {meta['undone']['at']}")
+    if not meta.get("finished"):
+        if not force:
+            raise UndoError(f"run {meta['run_id']} did not finish; force to restore its checkpoint over the files")
+        resumed = Checkpointer._resume(root, run_dir, meta)
+        resumed.finish()
+        meta = resumed._meta
+    result = UndoResult([], [])
+    if meta["checkpointed"] and meta["files"]:
+        result = (
+            _undo_git(root, run_dir, meta, force) if meta["mode"] == "git" else _undo_copy(root, run_dir, meta, force)
+        )
+    if meta.get("commands_without_git"):
+        n = meta["commands_without_git"]
+        result.warnings.append(f"{n} shell command(s) ran without git: whatever they changed is not undone")
+    meta["undone"] = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "forced": force,
+        "restored": result.restored,
+        "removed": result.removed,
+    }
+    _write_meta(run_dir, meta)
+    return result
+
+
+def _undo_git(root: Path, run_dir: Path, meta: dict[str, Any], force: bool) -> UndoResult:
+    store = GitStore.open(Path(root).resolve())
+    if store is None:
+        raise UndoError(f"{root} is no longer inside a git work tree")
+    before, after = meta["checkpoint"]["tree"], meta["after"]["tree"]
+    changes = store.changes(before, after)
+    edited = store.edited(changes)
+    if edited and not force:
+        raise UndoRefused(edited)
+    removed, warned = store.remove([c for c in changes if c.status == "added"], before)
+    restored, warned2 = store.restore([c for c in changes if c.status != "added"], run_dir)
+    return UndoResult(restored, removed, warned + warned2)
+
+
+def _undo_copy(root: Path, run_dir: Path, meta: dict[str, Any], force: bool) -> UndoResult:
+    store = CopyStore(Path(root).resolve(), run_dir / "backup", meta["backups"])
+    edited = store.edited(meta["files"])
+    if edited and not force:
+        raise UndoRefused(edited)
+    restored, removed = store.restore(meta["files"])
+    return UndoResult(restored, removed)
+
+
+def _read_meta(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / META).read_text())
+    except FileNotFoundError:
+        raise UndoError(f"nothing to undo: {run_dir / META} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise UndoError(f"{run_dir / META} is unreadable: {exc}") from None
+
+
+def _write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
+    """Atomic replace, so a crash never leaves half a meta.json."""
+    tmp = run_dir / (META + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    tmp.replace(run_dir / META)

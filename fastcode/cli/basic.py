@@ -1,0 +1,93 @@
+"""The small subcommands: `config show`, `trace show`, `undo`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fastcode.core.config import ConfigError, load_settings, masked
+from fastcode.core.errors import fail
+from fastcode.core.paths import find_repo_root, find_run
+
+
+def _root(args: argparse.Namespace) -> Path:
+    return (args.repo or find_repo_root(Path.cwd())).resolve()
+
+
+def config(args: argparse.Namespace) -> int:
+    """Print the merged config as TOML-like lines, each with the layer it came from; API keys masked."""
+    import os
+
+    try:
+        loaded = load_settings(_root(args), overrides=args.overrides)
+    except ConfigError as exc:
+        return fail(str(exc))
+    data = loaded.settings.model_dump(mode="json")
+    for section, values in data.items():
+        items = values.items() if section != "models" else ()
+        if section == "models":
+            for name, profile in values.items():
+                print(f"[models.{name}]")
+                for key, value in profile.items():
+                    print(f"{key} = {_toml(value):<40} # {loaded.source_of(f'models.{name}.{key}')}")
+                key_value = os.environ.get(profile["api_key_env"])
+                shown = masked(key_value) if key_value else "(not set)"
+                print(f"# ${profile['api_key_env']} = {shown}")
+                print()
+            continue
+        print(f"[{section}]")
+        for key, value in items:
+            print(f"{key} = {_toml(value):<40} # {loaded.source_of(f'{section}.{key}')}")
+        print()
+    return 0
+
+
+def _toml(value: object) -> str:
+    if value is None:
+        return '""  # unset'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
+
+
+def trace(args: argparse.Namespace) -> int:
+    from fastcode.core.trace import build, format_table, read_trace
+
+    root = _root(args)
+    folder = find_run(root, args.run)
+    if folder is None:
+        return fail(f"no run {args.run!r} under {root}/.fastcode/runs" if args.run else f"no runs yet under {root}")
+    if args.tui:
+        from fastcode.frontends.tui.replay import replay
+
+        return int(replay(folder / "trace.jsonl"))
+    print(f"run {folder.name}")
+    print(format_table(build(read_trace(folder / "trace.jsonl"))))
+    return 0
+
+
+def undo(args: argparse.Namespace) -> int:
+    from fastcode.checkpoint.checkpointer import UndoRefused
+    from fastcode.checkpoint.checkpointer import undo as undo_run
+
+    root = _root(args)
+    folder = find_run(root, args.run)
+    if folder is None:
+        return fail(f"no run {args.run!r} to undo" if args.run else "no run to undo")
+    try:
+        result = undo_run(root, folder, force=args.force)
+    except UndoRefused as exc:
+        return fail(str(exc), 1)
+    except Exception as exc:  # e.g. already undone, missing checkpoint
+        return fail(f"undo {folder.name}: {exc}", 1)
+    for path in result.restored:
+        print(f"restored {path}")
+    for path in result.removed:
+        print(f"removed  {path}")
+    if not (result.restored or result.removed):
+        print(f"run {folder.name} changed no files")
+    sys.stdout.flush()
+    return 0

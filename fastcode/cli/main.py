@@ -1,0 +1,133 @@
+"""Argument parsing and dispatch only. Heavy modules (openai, textual, tree_sitter, git) are imported inside the
+command that needs them, so `fastcode --version` and `--help` stay instant."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from fastcode import __version__
+from fastcode.core.errors import fail
+
+COMMANDS = ("exec", "config", "trace", "undo", "serve", "eval", "bench")
+MODULES = {"serve": "fastcode.cli.serve", "eval": "fastcode.cli.eval", "bench": "fastcode.bench.report"}
+"""Commands that parse their own arguments."""
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="model name (or a .gguf path with --local) for the default profile")
+    parser.add_argument(
+        "--base-url", help="OpenAI-compatible endpoint for the default profile, e.g. http://127.0.0.1:8080/v1"
+    )
+    parser.add_argument("--max-steps", type=int, help="model calls the run may take (default 30)")
+    parser.add_argument("--timeout", type=float, help="wall-clock seconds the run may take (default 900)")
+    parser.add_argument(
+        "-c",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set any config key, e.g. -c agent.test_cmd='pytest -q' (repeatable)",
+    )
+    parser.add_argument("--repo", type=Path, help="repository root (default: the git root above the current folder)")
+    parser.add_argument("--json", action="store_true", help="headless: one JSON event per line on stdout")
+    parser.add_argument("--local", action="store_true", help="run on a local llama-server with the embedded model")
+    parser.add_argument("--approval", choices=("suggest", "auto-edit", "full-auto"), help="TUI approval mode")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fastcode",
+        description='A terminal coding agent tuned for speed. `fastcode "TASK"` opens the TUI on a terminal and '
+        "runs headless otherwise (or with --headless / exec / CI=true).",
+        epilog="commands: exec TASK | config show | trace show [RUN] | undo [RUN] | serve ... | eval ... | bench. "
+        "Exit codes: 0 finished, 1 stopped unfinished, 2 usage/config error, 3 model endpoint error, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"fastcode {__version__}")
+    parser.add_argument("task", nargs="?", help='what to do, e.g. "fix the failing test"')
+    parser.add_argument("--headless", action="store_true", help="no TUI: print steps (or --json events)")
+    _add_run_options(parser)
+    return parser
+
+
+def build_subparsers() -> dict[str, argparse.ArgumentParser]:
+    parsers: dict[str, argparse.ArgumentParser] = {}
+    p = parsers["exec"] = argparse.ArgumentParser(prog="fastcode exec", description="Run one task headless.")
+    p.add_argument("task", help="what to do")
+    _add_run_options(p)
+    p = parsers["config"] = argparse.ArgumentParser(prog="fastcode config", description="Inspect configuration.")
+    p.add_argument("action", choices=("show",))
+    p.add_argument("--repo", type=Path)
+    p.add_argument("-c", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p = parsers["trace"] = argparse.ArgumentParser(prog="fastcode trace", description="Show a run's latency trace.")
+    p.add_argument("action", choices=("show",))
+    p.add_argument("run", nargs="?", help="run id or a unique prefix (default: the latest run)")
+    p.add_argument("--repo", type=Path)
+    p.add_argument("--tui", action="store_true", help="open the trace in the TUI's latency panel")
+    p = parsers["undo"] = argparse.ArgumentParser(prog="fastcode undo", description="Restore the files a run changed.")
+    p.add_argument("run", nargs="?", help="run id or a unique prefix (default: the latest run)")
+    p.add_argument("--repo", type=Path)
+    p.add_argument("--force", action="store_true", help="restore even files edited since the run")
+    return parsers
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if _starts_a_run(argv):
+        from fastcode.models import faststart
+
+        faststart.begin(argv)
+    try:
+        if argv and argv[0] in COMMANDS:
+            return dispatch(argv[0], argv[1:])
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help / --version (0) or a usage error (2)
+        return int(exc.code or 0)
+    if not args.task:
+        if _interactive() and not args.headless:
+            return _run_tui(args)
+        return fail('no task given: fastcode "TASK" (see fastcode --help)')
+    headless = args.headless or args.json or not _interactive()
+    return _run_task(args, headless=headless)
+
+
+def _starts_a_run(argv: list[str]) -> bool:
+    if not argv or any(a in ("-h", "--help", "--version") for a in argv):
+        return False
+    return argv[0] == "exec" or argv[0] not in COMMANDS
+
+
+def _interactive() -> bool:
+    return sys.stdout.isatty() and sys.stdin.isatty() and os.environ.get("CI", "").lower() not in ("1", "true")
+
+
+def dispatch(command: str, argv: list[str]) -> int:
+    if command in MODULES:
+        from importlib import import_module
+
+        module = import_module(MODULES[command])
+        return int(module.main(argv))
+    args = build_subparsers()[command].parse_args(argv)
+    if command == "exec":
+        return _run_task(args, headless=True)
+    from fastcode.cli import basic
+
+    return int(getattr(basic, command)(args))
+
+
+def _run_task(args: argparse.Namespace, *, headless: bool) -> int:
+    from fastcode.cli.run import run_task
+
+    return run_task(args, headless=headless)
+
+
+def _run_tui(args: argparse.Namespace) -> int:
+    from fastcode.cli.run import run_tui
+
+    return run_tui(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

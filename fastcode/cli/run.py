@@ -1,0 +1,65 @@
+"""From parsed CLI arguments to a running Session: settings, endpoint choice, then headless or TUI."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+from fastcode.core.config import ConfigError, Loaded, Settings, load_settings
+from fastcode.core.errors import fail
+from fastcode.core.paths import find_repo_root
+
+NO_ENDPOINT = (
+    "no model endpoint configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for other providers), pass --base-url, "
+    "or install the embedded local model with: pip install 'fastcode[local]'"
+)
+
+
+def load_for_run(args: argparse.Namespace) -> tuple[Path, Loaded]:
+    root = (args.repo or find_repo_root(Path.cwd())).resolve()
+    if not root.is_dir():
+        raise ConfigError(f"--repo {args.repo}: not a folder")
+    flags = {
+        "models.default.model": getattr(args, "model", None),
+        "models.default.base_url": getattr(args, "base_url", None),
+        "agent.max_steps": getattr(args, "max_steps", None),
+        "agent.timeout_s": getattr(args, "timeout", None),
+        "agent.approval": getattr(args, "approval", None),
+    }
+    return root, load_settings(root, overrides=args.overrides, flags=flags)
+
+
+def run_task(args: argparse.Namespace, *, headless: bool) -> int:
+    try:
+        root, loaded = load_for_run(args)
+    except ConfigError as exc:
+        return fail(str(exc))
+    from fastcode.launcher.embedded import LocalError, local_for_run
+
+    try:  # --local, or nothing configured and the local extra installed: a llama-server for this run only
+        with local_for_run(args, loaded, root) as settings:
+            if settings is None:
+                return fail(NO_ENDPOINT)
+            return _run_session(settings, root, args, headless=headless)
+    except LocalError as exc:
+        return fail(str(exc), exc.exit_code)
+
+
+def _run_session(settings: Settings, root: Path, args: argparse.Namespace, *, headless: bool) -> int:
+    from fastcode.agent.engine import Session
+
+    session = Session(settings, root)
+    if headless:
+        from fastcode.frontends.headless import run_headless
+
+        return asyncio.run(run_headless(session, args.task, json_mode=args.json))
+    from fastcode.frontends.tui import run_app
+
+    return run_app(session, args.task)
+
+
+def run_tui(args: argparse.Namespace) -> int:
+    """The app with no task yet (`fastcode` on a terminal)."""
+    args.task = None
+    return run_task(args, headless=False)

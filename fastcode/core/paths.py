@@ -1,0 +1,44 @@
+"""Where a run's files live: the repo root, run ids and `<repo>/.fastcode/runs/<run-id>/` (trace.jsonl, diff.patch,
+meta.json). Standard library only."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+
+STATE_DIR = ".fastcode"
+
+
+def find_repo_root(start: Path) -> Path:
+    """The nearest folder above `start` holding .git, else `start` itself (no git import needed)."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start
+
+
+def new_run_id() -> str:
+    """A sortable, unique id: UTC date and time plus 4 random hex digits."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+def runs_root(repo: Path) -> Path:
+    return repo / STATE_DIR / "runs"
+
+
+def run_dir(repo: Path, run_id: str) -> Path:
+    return runs_root(repo) / run_id
+
+
+def find_run(repo: Path, run_id: str | None) -> Path | None:
+    """The run folder named `run_id` (a unique prefix is enough), or the latest run when None."""
+    root = runs_root(repo)
+    if not root.is_dir():
+        return None
+    runs = sorted(p for p in root.iterdir() if (p / "trace.jsonl").is_file())
+    if run_id is None:
+        return runs[-1] if runs else None
+    matches = [p for p in runs if p.name.startswith(run_id)]
+    return matches[0] if len(matches) == 1 else None

@@ -1,0 +1,231 @@
+"""Events -> per-call rows and totals: what `fastcode trace show`, the TUI's latency panel and evals all display.
+
+`TraceBuilder` is fed events one at a time (live in the TUI, from trace.jsonl afterwards) and keeps one row per model
+call and per tool call on a shared time axis, plus totals: wall, model time, tool time (the union of tool spans, so
+parallel calls count once), everything else, and the cached share of prompt tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastcode.core.events import (
+    AnyEvent,
+    Event,
+    FirstToken,
+    ModelCallFinished,
+    ModelCallStarted,
+    PhaseFinished,
+    PhaseStarted,
+    RunFinished,
+    RunStarted,
+    TestsRun,
+    ToolFinished,
+    ToolStarted,
+    parse_event,
+)
+
+
+@dataclass
+class Row:
+    """One span on the waterfall: a model call, a tool call or a phase. Times are seconds from the run start."""
+
+    kind: str  # "model", "tool", "phase", "tests"
+    id: str
+    step: int
+    label: str
+    start: float
+    end: float | None = None
+    first_token: float | None = None
+    route: str = ""
+    model: str = ""
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_ms: float | None = None
+    decode_tps: float | None = None
+    prefix_break: bool = False
+    warmup: bool = False
+    ok: bool = True
+
+    @property
+    def ms(self) -> float | None:
+        return None if self.end is None else round((self.end - self.start) * 1000, 2)
+
+
+@dataclass
+class Totals:
+    wall_s: float = 0.0
+    model_s: float = 0.0
+    tool_s: float = 0.0
+    other_s: float = 0.0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    model_calls: int = 0
+    prefix_breaks: int = 0
+
+    @property
+    def cached_share(self) -> float:
+        return self.cached_tokens / self.prompt_tokens if self.prompt_tokens else 0.0
+
+
+def union_seconds(spans: list[tuple[float, float]]) -> float:
+    total, current_start, current_end = 0.0, None, None
+    for start, end in sorted(spans):
+        if current_end is None or start > current_end:
+            if current_end is not None:
+                total += current_end - current_start  # type: ignore[operator]
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    if current_end is not None:
+        total += current_end - current_start  # type: ignore[operator]
+    return total
+
+
+@dataclass
+class TraceBuilder:
+    origin: float | None = None
+    rows: list[Row] = field(default_factory=list)
+    by_id: dict[str, Row] = field(default_factory=dict)
+    started: RunStarted | None = None
+    finished: RunFinished | None = None
+    last_t: float = 0.0
+
+    def add(self, event: Event) -> Row | None:
+        """Fold one event in; return the row it created or updated, if any."""
+        if self.origin is None:
+            self.origin = event.t
+        t = event.t - self.origin
+        self.last_t = max(self.last_t, t)
+        match event:
+            case RunStarted():
+                self.started = event
+            case RunFinished():
+                self.finished = event
+            case ModelCallStarted():
+                label = f"{event.route} · {event.model}" + (" (warm-up)" if event.warmup else "")
+                return self._open(
+                    Row(
+                        "model",
+                        event.call_id,
+                        event.step,
+                        label,
+                        t,
+                        route=event.route,
+                        model=event.model,
+                        prefix_break=event.prefix_break,
+                        warmup=event.warmup,
+                    )
+                )
+            case FirstToken() if row := self.by_id.get(event.call_id):
+                row.first_token, row.ttft_ms = t, event.ttft_ms
+                return row
+            case ModelCallFinished() if row := self.by_id.get(event.call_id):
+                row.end, row.prompt_tokens, row.cached_tokens = t, event.prompt_tokens, event.cached_tokens
+                row.completion_tokens, row.decode_tps = event.completion_tokens, event.decode_tps
+                row.ttft_ms = event.ttft_ms if event.ttft_ms is not None else row.ttft_ms
+                return row
+            case ToolStarted():
+                return self._open(Row("tool", event.tool_id, event.step, event.name, t))
+            case ToolFinished() if row := self.by_id.get(event.tool_id):
+                row.end, row.ok = t, event.ok
+                return row
+            case PhaseStarted():
+                return self._open(Row("phase", "phase:" + event.name, 0, event.name, t))
+            case PhaseFinished() if row := self.by_id.get("phase:" + event.name):
+                row.end, row.ok = t, event.ok
+                return row
+            case TestsRun():
+                return self._open(
+                    Row(
+                        "tests",
+                        f"tests:{event.seq}",
+                        0,
+                        event.command + (" (warm)" if event.runner == "warm" else ""),
+                        t - event.ms / 1000,
+                        end=t,
+                        ok=event.passed,
+                    )
+                )
+        return None
+
+    def _open(self, row: Row) -> Row:
+        self.rows.append(row)
+        self.by_id[row.id] = row
+        return row
+
+    def totals(self) -> Totals:
+        calls = [r for r in self.rows if r.kind == "model" and r.end is not None]
+        tools = [(r.start, r.end) for r in self.rows if r.kind in ("tool", "tests") and r.end is not None]
+        wall = self.last_t
+        model_s = union_seconds([(r.start, r.end) for r in calls if not r.warmup])  # type: ignore[misc]
+        tool_s = union_seconds(tools)  # type: ignore[arg-type]
+        real = [r for r in calls if not r.warmup]
+        return Totals(
+            wall_s=round(wall, 3),
+            model_s=round(model_s, 3),
+            tool_s=round(tool_s, 3),
+            other_s=round(max(0.0, wall - model_s - tool_s), 3),
+            prompt_tokens=sum(r.prompt_tokens for r in real),
+            cached_tokens=sum(r.cached_tokens for r in real),
+            model_calls=len(real),
+            prefix_breaks=sum(r.prefix_break for r in real),
+        )
+
+
+def read_trace(path: Path) -> list[AnyEvent]:
+    with path.open(encoding="utf-8") as handle:
+        return [parse_event(line) for line in handle if line.strip()]
+
+
+def build(events: list[AnyEvent]) -> TraceBuilder:
+    builder = TraceBuilder()
+    for event in events:
+        builder.add(event)
+    return builder
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def format_table(builder: TraceBuilder) -> str:
+    """The per-step table of `fastcode trace show`: model calls with their tools, then totals."""
+    lines = [
+        f"{'step':>4}  {'route':<9} {'model':<22} {'prompt':>7} {'cached':>7} {'ttft ms':>8} "
+        f"{'tok/s':>6} {'call ms':>8} {'tools':<30}"
+    ]
+    tools_by_step: dict[int, list[Row]] = {}
+    for row in builder.rows:
+        if row.kind == "tool":
+            tools_by_step.setdefault(row.step, []).append(row)
+    for row in builder.rows:
+        if row.kind == "phase":
+            lines.append(f"{'':>4}  {'phase':<9} {row.label:<22} {'':>7} {'':>7} {'':>8} {'':>6} {_fmt(row.ms):>8}")
+        elif row.kind == "tests":
+            status = "passed" if row.ok else "failed"
+            lines.append(f"{'':>4}  {'tests':<9} {status:<22} {'':>7} {'':>7} {'':>8} {'':>6} {_fmt(row.ms):>8}")
+        elif row.kind == "model":
+            mark = " !prefix-break" if row.prefix_break else ""
+            step = "w" if row.warmup else str(row.step)
+            tools = "" if row.warmup else ", ".join(map(_tool_label, tools_by_step.get(row.step, [])))
+            lines.append(
+                f"{step:>4}  {row.route:<9} {row.model[:22]:<22} {row.prompt_tokens:>7} {row.cached_tokens:>7} "
+                f"{_fmt(row.ttft_ms):>8} {_fmt(row.decode_tps, 1):>6} {_fmt(row.ms):>8} {tools}{mark}"
+            )
+    t = builder.totals()
+    lines.append("")
+    lines.append(
+        f"total {t.wall_s:.2f} s: model {t.model_s:.2f} s, tools {t.tool_s:.2f} s, other {t.other_s:.2f} s · "
+        f"{t.model_calls} model calls · prompt {t.prompt_tokens} tokens, {t.cached_share:.0%} cached"
+        + (f" · {t.prefix_breaks} prefix breaks" if t.prefix_breaks else "")
+    )
+    if builder.finished is not None:
+        lines.append(f"status {builder.finished.status} (exit {builder.finished.exit_code})")
+    return "\n".join(lines)
+
+
+def _tool_label(row: Row) -> str:
+    return f"{row.label}{'' if row.ok else ' (error)'} {_fmt(row.ms)}ms"

@@ -1,0 +1,100 @@
+"""The warm-up request: one `max_tokens: 1` chat completion carrying the agent's stable prefix (system prompt + tool
+schemas), so the server's prompt cache already holds it when the first real call arrives.
+
+Standard library only (http via urllib): it is cheap to import and safe to call from a thread while context is
+being gathered. It never raises: failures come back as `WarmupResult(ok=False, error=...)`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from fastcode.models.wire import TokenCounts, is_loopback, merge_token_counts
+
+
+@dataclass(frozen=True)
+class WarmupResult:
+    ok: bool
+    ms: float
+    """Wall time of the request (both attempts when a retry was needed)."""
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    """Prompt tokens the server already had cached (llama.cpp `timings.cache_n` or `prompt_tokens_details`)."""
+    error: str = ""
+
+
+def _post(url: str, body: dict[str, Any], api_key: str | None, timeout_s: float) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    # A local server is never reached through $http_proxy.
+    handlers = [urllib.request.ProxyHandler({})] if is_loopback(url) else []
+    with urllib.request.build_opener(*handlers).open(request, timeout=timeout_s) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        try:
+            detail = json.loads(exc.read() or b"{}").get("error", {})
+            message = detail.get("message", "") if isinstance(detail, dict) else str(detail)
+        except (ValueError, OSError):
+            message = ""
+        return f"HTTP {exc.code}" + (f": {message.splitlines()[0][:200]}" if message else "")
+    if isinstance(exc, urllib.error.URLError):
+        return f"unreachable: {exc.reason}"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def warmup_request(
+    base_url: str,
+    model: str,
+    *,
+    api_key: str | None,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]],
+    timeout_s: float,
+    extra_body: dict[str, Any] | None = None,
+) -> WarmupResult:
+    """Send one non-streaming chat completion with `max_tokens: 1` to `base_url` (ending in /v1).
+
+    A server whose chat template insists on a user turn (Qwen3's does) rejects a system-only conversation; then the
+    request is retried once with an empty user message appended — the cached system + tools prefix is the same.
+    """
+    started = time.perf_counter()
+    body: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": 1, "stream": False}
+    if tools:
+        body["tools"] = tools
+        body["tool_choice"] = "auto"
+    body.update(extra_body or {})
+    url = base_url.rstrip("/") + "/chat/completions"
+    error = ""
+    for attempt in range(2):
+        try:
+            payload = _post(url, body, api_key, timeout_s)
+        except urllib.error.HTTPError as exc:
+            error = _describe(exc)
+            ends_with_user = bool(messages) and messages[-1].get("role") == "user"
+            if attempt == 0 and exc.code in (400, 500) and not ends_with_user:
+                body["messages"] = [*messages, {"role": "user", "content": ""}]
+                continue
+            break
+        except (OSError, ValueError) as exc:  # URLError, timeouts, resets, a body that is not JSON
+            error = _describe(exc)
+            break
+        payload = payload if isinstance(payload, dict) else {}
+        counts = merge_token_counts(TokenCounts(), payload.get("usage"), payload)
+        return WarmupResult(True, _ms(started), counts.prompt, counts.cached)
+    return WarmupResult(False, _ms(started), error=error)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
