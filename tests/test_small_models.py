@@ -221,6 +221,17 @@ async def test_edit_first_resamples_from_the_same_prompt_until_the_tests_pass(
     assert "window + 1" in (sample_repo / "mathutils/stats.py").read_text()
 
 
+async def test_a_sample_repeating_an_earlier_edit_is_not_tested_again(sample_repo, isolated_env, scripted) -> None:
+    turns = [_edit_and_finish(WRONG, "done"), _edit_and_finish(WRONG, "fixed it, really"), _edit_and_finish(FIX)]
+    server = scripted({"turns": turns})
+    events = await _run(_session(sample_repo, server.base_url))
+    rejected = [(e.reason, e.files) for e in events if e.type == "attempt_rejected"]
+    assert rejected == [("the tests still fail", ["mathutils/stats.py"]), ("the same edit as an earlier attempt", [])]
+    edits = [e for e in events if e.type == "tool_started" and e.name == "edit_file"]
+    assert len(edits) == 2  # the repeat was never applied, nor tested
+    assert events[-1].status == "finished" and "window + 1" in (sample_repo / "mathutils/stats.py").read_text()
+
+
 async def test_the_last_attempt_stays_for_the_model_to_fix(sample_repo, isolated_env, scripted) -> None:
     wrong = _edit_and_finish(WRONG, "done")
     undo_wrong = {"path": "mathutils/stats.py", "old": "window - 1)", "new": "window + 1)"}

@@ -1,13 +1,16 @@
 """Edit first: when the gathered context shows the code involved, a constrained model's first replies may only edit
 those source files; the tests judge each reply, and a rejected one is taken back (its files put back as they were)
-so that another sample can be drawn from the same cached prompt.
+so that another sample can be drawn from the same cached prompt; a sample that repeats an earlier one is not tested
+again.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+from fastcode.core.events import ToolCallSpec
 from fastcode.tools.files import atomic_write
 
 
@@ -55,3 +58,16 @@ def source_paths(context: str) -> list[str]:
 def is_question(task: str) -> bool:
     """The task asks about the code rather than for a change to it ("explain parse_date", "why does x fail?")."""
     return bool(_QUESTION.search(task))
+
+
+def candidate(calls: list[ToolCallSpec]) -> str:
+    """What a reply would change, comparable across samples: its calls but `finish` (the summary's wording does not
+    change the fix), arguments in canonical JSON."""
+
+    def canonical(arguments: str) -> str:
+        try:
+            return json.dumps(json.loads(arguments or "{}"), sort_keys=True)
+        except (ValueError, RecursionError):
+            return arguments
+
+    return "\n".join(f"{c.name} {canonical(c.arguments)}" for c in calls if c.name != "finish")

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fastcode.agent.edit_first import EDIT_ONLY, Attempt, is_question, source_paths
+from fastcode.agent.edit_first import EDIT_ONLY, Attempt, candidate, is_question, source_paths
 from fastcode.agent.prefix import PrefixTracker
 from fastcode.agent.router import Router, TurnState
 from fastcode.agent.tool_exec import Approver, CallOutcome, EarlyStarts, ToolExecutor
@@ -243,7 +243,7 @@ class Session:
         agent = self.settings.agent
         tools = ToolExecutor(ctx, emit, parallel=agent.parallel_tools, approval=agent.approval, approver=self.approver)
         router, state = Router(self.settings), TurnState(tests_failing=bool(self.tests_failing_before))
-        attempts = min(attempts, agent.max_steps)
+        attempts, drawn = min(attempts, agent.max_steps), set[str]()
         for step in range(1, agent.max_steps + 1):
             trying = step <= attempts
             kind = "plan" if trying else router.next_kind(state, emit, step)
@@ -257,6 +257,11 @@ class Session:
                 tools.early.cancel()
                 raise
             answer = reply.mode.assistant_message(reply.result.content, reply.parsed)
+            if trying and step < attempts and candidate(reply.parsed.calls) in drawn:  # tested already: draw again
+                emit(AttemptRejected, step=step, reason="the same edit as an earlier attempt")
+                emit(StepFinished, step=step, ms=round((time.perf_counter() - step_start) * 1000, 2))
+                continue
+            drawn.add(candidate(reply.parsed.calls))
             if not trying:  # in the history at once: an interrupted turn still shows what it asked for
                 self.messages.append(answer)
             if step == 1 and (items := msg.plan_items(reply.parsed.text)):
