@@ -6,10 +6,10 @@ again.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
+from fastcode.agent.router import call_signature
 from fastcode.core.events import ToolCallSpec
 from fastcode.tools.files import atomic_write
 
@@ -62,12 +62,6 @@ def is_question(task: str) -> bool:
 
 def candidate(calls: list[ToolCallSpec]) -> str:
     """What a reply would change, comparable across samples: its calls but `finish` (the summary's wording does not
-    change the fix), arguments in canonical JSON."""
+    change the fix), each as its `call_signature`."""
 
-    def canonical(arguments: str) -> str:
-        try:
-            return json.dumps(json.loads(arguments or "{}"), sort_keys=True)
-        except (ValueError, RecursionError):
-            return arguments
-
-    return "\n".join(f"{c.name} {canonical(c.arguments)}" for c in calls if c.name != "finish")
+    return "\n".join(call_signature(c) for c in calls if c.name != "finish")

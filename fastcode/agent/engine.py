@@ -257,11 +257,12 @@ class Session:
                 tools.early.cancel()
                 raise
             answer = reply.mode.assistant_message(reply.result.content, reply.parsed)
-            if trying and step < attempts and candidate(reply.parsed.calls) in drawn:  # tested already: draw again
+            change = candidate(reply.parsed.calls) if trying else ""
+            if trying and step < attempts and change in drawn:  # tested already: draw again
                 emit(AttemptRejected, step=step, reason="the same edit as an earlier attempt")
                 emit(StepFinished, step=step, ms=round((time.perf_counter() - step_start) * 1000, 2))
                 continue
-            drawn.add(candidate(reply.parsed.calls))
+            drawn.add(change)
             if not trying:  # in the history at once: an interrupted turn still shows what it asked for
                 self.messages.append(answer)
             if step == 1 and (items := msg.plan_items(reply.parsed.text)):

@@ -81,7 +81,7 @@ class TurnState:
         if self.edited_last_step:
             self.tests_passed = False
         for o in outcomes:
-            if o.ok and is_read_only(o.call) and _signature(o.call) in self.seen:
+            if o.ok and is_read_only(o.call) and call_signature(o.call) in self.seen:
                 o.output += f"\n\n{REPEATED}"
         for o in outcomes:  # the model ran the tests itself: its result is the latest word on them
             if o.ok and o.call.name == "run" and _TEST_COMMAND.search(o.call.arguments):
@@ -102,9 +102,9 @@ class TurnState:
     def observe_reply(self, outcomes: list[CallOutcome], stuck_after: int, can_escalate: bool) -> str:
         """Count replies without a usable tool call; escalate once when possible, else return why the run is
         stuck ("" while it is not)."""
-        new = any(not o.invalid and _signature(o.call) not in self.seen for o in outcomes)
+        new = any(not o.invalid and call_signature(o.call) not in self.seen for o in outcomes)
         usable = new and not self.tests_repeated
-        self.seen.update(_signature(o.call) for o in outcomes)
+        self.seen.update(call_signature(o.call) for o in outcomes)
         self.unusable_in_a_row = 0 if usable else self.unusable_in_a_row + 1
         if self.unusable_in_a_row < stuck_after:
             return ""
@@ -185,7 +185,8 @@ class Router:
         )
 
 
-def _signature(call: ToolCallSpec) -> str:
+def call_signature(call: ToolCallSpec) -> str:
+    """The call's name and arguments in canonical JSON: equal for the same call however it was written."""
     try:
         arguments = json.dumps(json.loads(call.arguments or "{}"), sort_keys=True)
     except (ValueError, RecursionError):
