@@ -31,3 +31,17 @@ def test_the_local_ttft_bench_prompts_with_fastcodes_own_system_prompt_and_tools
 
     system = _system()
     assert system.startswith("You are fastcode") and "- edit_file {" in system
+
+
+def test_the_fix_search_rows_compare_search_with_the_first_answer() -> None:
+    from fastcode.bench.fix_search import rows, suite
+
+    assert suite().is_file()
+    summary = {"instances": 15, "resolved_at_1": 2, "resolved": 4, "resolved_wall_s_median": 18.5,
+               "candidates": {"total": 60, "searched": 15, "won_by_search": 2}}  # fmt: skip
+    table = {name: (value, met) for name, value, _, met in rows(summary)}
+    assert table["fix search: resolved@1 (bundled, embedded model)"] == ("2/15", None)
+    assert table["fix search: resolved with search"] == ("4/15 (2.0x)", True)
+    assert table["fix search: median s per resolved instance"] == ("18.5 s", True)
+    worse = rows(summary | {"resolved": 2, "resolved_wall_s_median": None})
+    assert [met for *_, met in worse][1:3] == [False, False]

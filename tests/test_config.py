@@ -65,6 +65,8 @@ def test_extra_profiles_and_routes(isolated_env) -> None:
         ("[agent]\nmax_steps = 0\n", "agent.max_steps"),
         ("[routes]\nact = 'nope'\n", "routes.act names model profile 'nope'"),
         ("[agent\n", "not valid TOML"),
+        ("[agent.search]\nsamples = 0\n", "agent.search.samples: Input should be greater than or equal to 1"),
+        ("[agent.search]\ndraw = 'parallel'\n", "agent.search.draw: Input should be 'auto', 'batch' or 'sequential'"),
     ],
 )
 def test_errors_name_the_key_and_the_file(tmp_path: Path, isolated_env, toml: str, expected: str) -> None:

@@ -66,7 +66,8 @@ def test_exec_fixes_the_failing_test_and_undo_puts_it_back(sample_repo, isolated
 
 def test_trace_show_prints_the_per_step_table(sample_repo, isolated_env, scripted) -> None:
     server = scripted(load_script("sample_fix.json"))
-    run_cli(["exec", "fix it", "--base-url", server.base_url, "--model", "m"], cwd=sample_repo, env=isolated_env)
+    args = ["exec", "fix it", "--base-url", server.base_url, "--model", "m", "-c", "agent.edit_first='never'"]
+    run_cli(args, cwd=sample_repo, env=isolated_env)
     shown = run_cli(["trace", "show"], cwd=sample_repo, env=isolated_env)
     assert shown.returncode == 0, shown.stderr
     assert "ttft ms" in shown.stdout and "read_file" in shown.stdout and "edit_file" in shown.stdout
@@ -105,6 +106,7 @@ def test_unreachable_endpoint_exits_3_with_one_line(sample_repo, isolated_env) -
 def test_max_steps_exits_1(sample_repo, isolated_env, scripted) -> None:
     server = scripted(load_script("sample_fix.json"))
     args = ["exec", "fix it", "--base-url", server.base_url, "--model", "m", "--max-steps", "1", "--json"]
+    args += ["-c", "agent.edit_first='never'"]  # the scripted model reads first: a read-edit-finish trajectory
     result = run_cli(args, cwd=sample_repo, env=isolated_env)
     assert result.returncode == 1
     assert json.loads(result.stdout.splitlines()[-1])["status"] == "max_steps"

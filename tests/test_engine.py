@@ -29,8 +29,8 @@ async def _collect(session: Session, task: str) -> list[Event]:
 
 
 async def test_event_stream_is_ordered_paired_and_traced(sample_repo, isolated_env, scripted) -> None:
-    server = scripted(load_script("sample_fix.json"))
-    events = await _collect(_session(sample_repo, server.base_url), "fix the failing test")
+    server = scripted(load_script("sample_fix.json"))  # reads, then edits: a trajectory without edit-first
+    events = await _collect(_session(sample_repo, server.base_url, "agent.edit_first='never'"), "fix the failing test")
 
     assert events[0].type == "run_started" and events[-1].type == "run_finished"
     assert len({e.run_id for e in events}) == 1

@@ -217,3 +217,28 @@ def test_with_no_endpoint_the_eval_runs_on_the_embedded_model(tmp_path: Path, is
     summary = json.loads((out / "summary.json").read_text())
     assert summary["instances"] == 1 and summary["errors"] == 0
     assert "Qwen2.5-Coder-1.5B-Instruct (embedded)" in (out / "summary.md").read_text()
+
+
+def test_failing_tests_mode_reports_resolved_at_1_and_with_search(tmp_path: Path, isolated_env: dict[str, str]) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    line = "elif len(line) + 1 + len(word) < width:"
+
+    def edit(new: str) -> dict:
+        arguments = {"path": "textkit/wrap.py", "old": line, "new": new}
+        return {"content": "The check is off by one.", "tool_calls": [{"name": "edit_file", "arguments": arguments}]}
+
+    turns = [edit(line.replace("< width", "< width - 1")), edit(line.replace("< width", "<= width"))]
+    (scripts / "textkit-wrap-exact-width.json").write_text(json.dumps({"turns": turns}))
+    out = tmp_path / "out"
+    args = ["eval", str(BUNDLED), "--model", f"scripted:{scripts}", "--out", str(out), "--failing-tests"]
+    result = run_cli([*args, "--only", "textkit-wrap-exact-width", "-c", FAST_TESTS], cwd=tmp_path, env=isolated_env)
+    assert result.returncode == 0, result.stderr + result.stdout
+    (row,) = _lines(out / "results.jsonl")
+    assert row["resolved"] and (row["candidates"], row["winner"]) == (2, 2)
+    (prediction,) = _lines(out / "predictions.jsonl")
+    assert patch_paths(prediction["model_patch"]) == ["textkit/wrap.py"]  # the shown tests are not the answer
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["resolved_at_1"], summary["resolved"]) == (0, 1) and summary["failing_tests"] is True
+    assert summary["candidates"] == {"total": 2, "searched": 1, "won_by_search": 1}
+    assert "resolved@1 (first answer) / with search | 0 / 1" in (out / "summary.md").read_text()

@@ -19,6 +19,8 @@ def test_the_wheel_carries_prompts_config_and_queries(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "fastcode/_data/config/default.toml" in names
     assert "fastcode/_data/prompts/system.md.j2" in names
+    assert "fastcode/_data/evals/suites/bundled.jsonl" in names  # `fastcode bench --only fix-search` runs it
+    assert "fastcode/_data/evals/suites/repos/textkit/textkit/wrap.py" in names
     assert "fastcode/tools/queries/python-tags.scm" in names
     shipped = {p.name for p in (ROOT / "prompts").iterdir()}
     assert {n.rsplit("/", 1)[1] for n in names if n.startswith("fastcode/_data/prompts/")} == shipped

@@ -19,8 +19,10 @@ from typing import Any
 from fastcode.agent.edit_first import EDIT_ONLY, Attempt, candidate, is_question, source_paths
 from fastcode.agent.prefix import PrefixTracker
 from fastcode.agent.router import Router, TurnState
+from fastcode.agent.search import Drawn, FixSearch
 from fastcode.agent.tool_exec import Approver, CallOutcome, EarlyStarts, ToolExecutor
 from fastcode.checkpoint.checkpointer import Checkpointer
+from fastcode.checkpoint.scratch import ScratchCopy, ScratchError
 from fastcode.context import testcmd
 from fastcode.context.budget import ContextBudget
 from fastcode.context.gather import gather_context
@@ -47,6 +49,7 @@ from fastcode.models import faststart
 from fastcode.models import messages as msg
 from fastcode.models.cache_warming import warm_targets, warm_up
 from fastcode.models.client import CallResult, ChatClient, EndpointError, server_kind
+from fastcode.models.wire import is_loopback
 from fastcode.toolcalls import ToolMode, resolve_mode
 from fastcode.toolcalls.modes import Parsed
 from fastcode.toolcalls.prompt import system_prompt
@@ -62,6 +65,9 @@ class Reply:
     result: CallResult
     parsed: Parsed
     mode: ToolMode
+    call_id: str = ""
+    others: tuple[Parsed, ...] = ()
+    """The other choices of a request for several (`n`), parsed the same way."""
 
 
 _BACKGROUND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fastcode-bg")
@@ -93,6 +99,8 @@ class Session:
         """pytest node ids that failed in the gathered test run: run first after an edit."""
         self.tests_failing_before: bool | None = None
         """Whether the gathered test run failed (None: no tests were run while gathering)."""
+        self.search: tuple[int, int | None] = (0, None)
+        """This run's test-time search: candidates drawn and the winner's index."""
         self._closing = False
 
     async def run(self, task: str) -> AsyncIterator[Event]:
@@ -122,7 +130,7 @@ class Session:
 
     async def _run(self, task: str, run_id: str, emit: Emitter) -> None:
         started, self.turn, self._closing = time.perf_counter(), self.turn + 1, False
-        self.failing_tests, self.tests_failing_before = [], None
+        self.failing_tests, self.tests_failing_before, self.search = [], None, (0, None)
         calls_before = self.model_calls
         faststart.preload_openai()
         if self.settings.agent.auto_test or self.settings.context.run_tests:  # a warm pytest, ready before it's needed
@@ -172,6 +180,8 @@ class Session:
                 wall_s=round(time.perf_counter() - started, 3),
                 diff=diff,
                 exit_code=exit_code,
+                candidates=self.search[0],
+                winner=self.search[1],
             )
             emit.close()
 
@@ -243,8 +253,13 @@ class Session:
         agent = self.settings.agent
         tools = ToolExecutor(ctx, emit, parallel=agent.parallel_tools, approval=agent.approval, approver=self.approver)
         router, state = Router(self.settings), TurnState(tests_failing=bool(self.tests_failing_before))
-        attempts, drawn = min(attempts, agent.max_steps), set[str]()
-        for step in range(1, agent.max_steps + 1):
+        attempts, drawn, first = min(attempts, agent.max_steps), set[str](), 1
+        if attempts and self.tests_failing_before:  # the tests judge: search instead of editing the tree
+            done = await self._search(tools, router, state, emit)
+            if done is not None:
+                return done
+            attempts, first = (0, 2) if self.search[0] else (attempts, 1)
+        for step in range(first, agent.max_steps + 1):
             trying = step <= attempts
             kind = "plan" if trying else router.next_kind(state, emit, step)
             emit(StepStarted, step=step, route=kind)
@@ -300,6 +315,65 @@ class Session:
         )
         return "max_steps", summary, agent.max_steps
 
+    async def _search(
+        self, tools: ToolExecutor, router: Router, state: TurnState, emit: Emitter
+    ) -> tuple[str, str, int] | None:
+        """Step 1 as a test-time search (`search.py`): the winner is applied to the tree and the run finishes once
+        the tests pass there too; with no winner, the first answer stays in the conversation, not applied."""
+        started, config = time.perf_counter(), self.settings.agent.search
+        profile = self.settings.profile("plan")[1]
+        samples = config.count(server_kind(profile) in ("llamacpp", "vllm") or is_loopback(profile.base_url))
+        one = config.one_edit == "always" or (config.one_edit == "auto" and self._mode_of("plan").name == "constrained")
+        focus = {"only": frozenset({"edit_file"}) if one else EDIT_ONLY, "paths": self.edit_paths, "one_call": one}
+
+        async def draw(seed: int, temperature: float | None, n: int) -> list[Drawn]:
+            sample = {"seed": seed} | ({"temperature": temperature} if temperature is not None else {})
+            reply = await self._call("plan", 1, emit, **focus, **sample, **({"n": n} if n > 1 else {}))
+            answers = [
+                (reply.parsed, reply.result.content),
+                *((p, m.content) for p, m in zip(reply.others, reply.result.more, strict=False)),
+            ]
+            share = reply.result.decode_ms / len(answers)
+            return [Drawn(p.calls, p.text, reply.call_id, seed, temperature, share, reply.result.completion_tokens,
+                          reply.mode.assistant_message(content, p)) for p, content in answers]  # fmt: skip
+
+        try:
+            copy = await asyncio.to_thread(ScratchCopy, self.root)
+        except ScratchError as exc:  # edit first in the tree instead, each rejected edit put back
+            emit(ErrorEvent, kind="search", message=f"no test-time search: {exc}")
+            return None
+        copy_ms = round((time.perf_counter() - started) * 1000, 2)
+        timeout_s = min(300.0, self.settings.agent.timeout_s)
+        emit(StepStarted, step=1, route="plan")
+        search = FixSearch(self.root, self.test_command(), self.failing_tests, config, samples, emit, 1,
+                           timeout_s=timeout_s)  # fmt: skip
+        outcome = await search.run(draw, copy, copy_ms)
+        self.search = (outcome.drawn, outcome.winner.index if outcome.winner else None)
+        mode, tried = self._mode_of("plan"), outcome.winner or outcome.first
+        result: tuple[str, str, int] | None = None
+        if tried is None:  # nothing drawn (cannot happen with samples >= 1): go on as usual
+            pass
+        elif outcome.winner is not None:  # apply it for real; the tests confirm it in the tree
+            self.messages.append(tried.drawn.assistant)
+            outcomes = await tools.run_turn([c for c in tried.drawn.calls if c.name != "finish"], 1)
+            after = await router.after_tools(state, outcomes, self, emit)
+            self.messages.extend(mode.results([(o.call, o.output) for o in outcomes], after))
+            if state.tests_passed:
+                text = tried.drawn.text or f"Candidate {tried.index} of {outcome.drawn} made the failing tests pass."
+                result = ("finished", text, 1)
+        else:  # the first answer, as the model gave it, and what the tests said of it in the copy
+            self.messages.append(tried.drawn.assistant)
+            note = ("not applied: tried in a scratch copy of the repository (the file is unchanged); with it "
+                    "the tests still fail, below")  # fmt: skip
+            said = [(call, f"{note}\n{out}" if not out.startswith("error") else out) for call, out in tried.edits]
+            after = "" if tried.tests is None else render(
+                "tests_result", command=tried.tests.command, exit_code=tried.tests.exit_code, passed=False,
+                focused=[], output=tried.tests.output[-4000:])  # fmt: skip
+            self.messages.extend(mode.results(said, after))
+            state.tests_failing = True
+        emit(StepFinished, step=1, ms=round((time.perf_counter() - started) * 1000, 2))
+        return result
+
     async def _summarize(self, emit: Emitter, step: int) -> str:
         """Out of steps after changing files: one call on the `summarize` route says what was done and what is left."""
         self.messages.append(msg.user(render("summarize")))
@@ -329,6 +403,7 @@ class Session:
         early: EarlyStarts | None = None,
         only: frozenset[str] | None = None,
         paths: list[str] | None = None,
+        one_call: bool = False,
         **sample: Any,
     ) -> Reply:
         name, profile = self.settings.profile(kind)
@@ -336,7 +411,7 @@ class Session:
             name, ChatClient(profile, max_retries=self.settings.agent.max_retries, cache_key=self.cache_key)
         )
         mode = self._mode(profile)
-        tools, extra = mode.request(self.tools, only, paths)
+        tools, extra = mode.request(self.tools, only, paths, one_call)
         if kind == "summarize":  # text only: no schema forcing tool calls
             extra = {}
         extra.update(sample)
@@ -384,7 +459,9 @@ class Session:
             tool_mode=mode.name,
             recovered=parsed.recovered,
         )
-        return Reply(result, parsed, mode)
+        others = tuple(mode.parse(m.content, m.tool_calls, self.known_tools, f"{call_id}.{i}")
+                       for i, m in enumerate(result.more, 2))  # fmt: skip
+        return Reply(result, parsed, mode, call_id, others)
 
     def test_command(self) -> str:
         """The configured test command, else the detected one, else "" (no tests to run)."""

@@ -224,7 +224,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fastcode bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (medians are printed)")
     parser.add_argument(
-        "--only", choices=("agent", "tests", "search", "local"), action="append", help="just these figures"
+        "--only",
+        choices=("agent", "tests", "search", "local", "fix-search"),
+        action="append",
+        help="just these figures (fix-search: the bundled suite on the embedded model, ~20 min; not by default)",
     )
     args = parser.parse_args(argv)
     if shutil.which("git") is None:
@@ -241,5 +244,9 @@ def main(argv: list[str]) -> int:
         rows += bench_search(args.runs)
     if "local" in wanted:
         rows += bench_local(args.runs)
+    if "fix-search" in wanted:
+        from fastcode.bench import fix_search
+
+        rows += fix_search.rows(fix_search.run_suite())
     print_table(rows)
     return 0

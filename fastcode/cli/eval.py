@@ -58,6 +58,11 @@ def suite_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_positive(float), help="agent seconds per instance (default: config)")
     p.add_argument("--out", type=Path, help="output folder (default .fastcode/evals/<suite>-<mode>-<time>)")
     p.add_argument("--gold", action="store_true", help="apply each instance's gold patch instead of the agent")
+    p.add_argument(
+        "--failing-tests",
+        action="store_true",
+        help="give the agent the failing tests (the hidden tests in its copy, task 'Fix the failing tests.')",
+    )
     p.add_argument("--resume", action="store_true", help="skip instances already in --out (errors are retried)")
     p.add_argument("--json", action="store_true", help="no progress; one JSON line per instance, then the summary")
     p.add_argument("--keep", action="store_true", help="keep each instance's copy (its path goes in results)")
@@ -127,12 +132,17 @@ def _eval(args: argparse.Namespace) -> int:
     job = SuiteRun(
         suite=args.suite,
         entries=chosen,
-        run=RunOptions(out=out.resolve(), mode=mode, agent=agent, keep=args.keep),
+        run=RunOptions(out=out.resolve(), mode=mode, agent=agent, keep=args.keep, failing_tests=args.failing_tests),
         workers=args.workers,
         resume=args.resume,
         model_name=model_name,
         order=[e.instance_id for e in entries],
-        meta={"mode": label, "max_steps": args.max_steps, "timeout_s": args.timeout},
+        meta={
+            "mode": label,
+            "max_steps": args.max_steps,
+            "timeout_s": args.timeout,
+            "failing_tests": args.failing_tests,
+        },
     )
 
     def emit(result) -> None:

@@ -9,6 +9,7 @@ as a subprocess with the same result. `prestart` starts the runner early; `shutd
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import time
@@ -88,20 +89,36 @@ def detect_test_command(root: Path) -> str | None:
 
 
 async def run_tests_traced(
-    command: str, root: Path, emit: Emitter, *, timeout_s: float, select: list[str] | None = None
+    command: str,
+    root: Path,
+    emit: Emitter,
+    *,
+    timeout_s: float,
+    select: list[str] | None = None,
+    copy: Path | None = None,
 ) -> TestResult:
     """Run the tests and put a TestsRun event (with the output's tail) in the trace."""
-    result = await run_tests(command, root, timeout_s=timeout_s, select=select)
+    result = await run_tests(command, root, timeout_s=timeout_s, select=select, copy=copy)
     emit(TestsRun, command=result.command, exit_code=result.exit_code, passed=result.passed, ms=result.ms,
          output_tail=result.output[-2000:], runner=result.runner, note=result.note)  # fmt: skip
     return result
 
 
 async def run_tests(
-    command: str, root: Path, *, timeout_s: float = 300.0, max_chars: int = 12_000, select: list[str] | None = None
+    command: str,
+    root: Path,
+    *,
+    timeout_s: float = 300.0,
+    max_chars: int = 12_000,
+    select: list[str] | None = None,
+    copy: Path | None = None,
 ) -> TestResult:
     """Run the test command (warm when it is a plain pytest command); `select`: pytest node ids to run instead of
-    the command's default selection (ignored for other test commands)."""
+    the command's default selection (ignored for other test commands). `copy`: a copy of the repository at `root`
+    to run them in instead (its `src/` first on the import path, ahead of an editable install of the original)."""
+    cwd, path = copy or root, []
+    if copy is not None and (copy / "src").is_dir():
+        path = [str(copy / "src")]
     started = time.perf_counter()
     shown = command
     if select and "pytest" in command:
@@ -112,11 +129,13 @@ async def run_tests(
     elif _modes.get(root.resolve(), "auto") != "subprocess":
         try:
             args = [*invocation.args, *(select or [])]
-            warm = await pool.run(invocation, root.resolve(), args, timeout_s=timeout_s, max_chars=max_chars)
+            warm = await pool.run(invocation, root.resolve(), args, timeout_s=timeout_s, max_chars=max_chars,
+                                  cwd=cwd, path=path)  # fmt: skip
             return _result(shown, warm.exit_code, warm.body(), started, "warm", "")
         except RunnerError as exc:
             note = str(exc)
-    exit_code, output = await run_command(shown, root, timeout_s=timeout_s, max_chars=max_chars)
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [*path, os.environ.get("PYTHONPATH")]))} if path else None
+    exit_code, output = await run_command(shown, cwd, timeout_s=timeout_s, max_chars=max_chars, env=env)
     return _result(shown, exit_code, output, started, "subprocess", note)
 
 

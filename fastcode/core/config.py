@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -80,6 +80,28 @@ class Routes(_Section):
         return self.plan if kind == "escalate" else self.act
 
 
+class SearchSection(_Section):
+    samples: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    """Candidate fixes drawn (the first answer included) while the failing tests reject them; auto: 8 when the plan
+    route is a local server (llama.cpp, vLLM on this machine), 3 for hosted endpoints; 1 turns the search off."""
+    first_temperature: float | None = Field(default=0.0, ge=0, le=2)
+    """Sampling temperature of the first candidate (the answer a run without search would try): 0 is the model's
+    most likely answer; None leaves it to the profile (`temperature`) and then the server."""
+    temperature: float = Field(default=0.8, ge=0, le=2)
+    """Sampling temperature of the candidates after the first (each also gets its own seed)."""
+    draw: Literal["auto", "batch", "sequential"] = "auto"
+    """How further candidates are drawn: batch (several per request, `n`), sequential (one request each, from the
+    cached prompt), or auto (try a batch of two once and keep batching only when the endpoint's decode rate shows
+    it pays, as on a GPU server; on a CPU it does not)."""
+    one_edit: Literal["auto", "always", "never"] = "auto"
+    """A candidate is exactly one edit: auto — for constrained (local, small) models; always; never (up to
+    several edits per answer)."""
+
+    def count(self, local: bool) -> int:
+        """How many candidates a search may draw."""
+        return self.samples if isinstance(self.samples, int) else (8 if local else 3)
+
+
 class AgentSection(_Section):
     max_steps: int = Field(default=30, ge=1)
     """Model calls (steps) a run may take before it stops unfinished."""
@@ -114,6 +136,9 @@ class AgentSection(_Section):
     edit_attempts: int = Field(default=4, ge=1)
     """Edit-first replies drawn from the same cached prompt (distinct seeds) while the tests reject them; a rejected
     attempt's edits are taken back and leave no trace in the conversation. The last one stays for the model to fix."""
+    search: SearchSection = SearchSection()
+    """Test-time search: when the gathered test run fails, independent candidate fixes are drawn from the same cached
+    prompt and tried in a scratch copy of the repository; the first one the tests pass is applied."""
     stuck_after: int = Field(default=3, ge=1)
     """Replies in a row without a usable tool call before the run escalates (when an escalate route exists) or
     stops as `stuck`."""
@@ -323,7 +348,8 @@ def _nested(dotted: str, value: Any) -> dict[str, Any]:
 
 def _describe(exc: ValidationError, sources: dict[str, str]) -> str:
     err = exc.errors()[0]
-    dotted = ".".join(str(p) for p in err["loc"])
+    # a union's branch shows in the location ("samples.constrained-int", "samples.literal['auto']"): not a key
+    dotted = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and ("-" in p or "[" in p)))
     if not dotted:  # a model-level check (a route naming a missing profile)
         message = str(err["msg"]).removeprefix("Value error, ")
         key = message.split(" ", 1)[0]

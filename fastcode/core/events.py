@@ -194,6 +194,66 @@ class AttemptRejected(Event):
     """The files put back as they were."""
 
 
+class SearchStarted(Event):
+    """Test-time search began: the gathered tests fail, so candidate fixes are drawn from the same cached prompt and
+    tried in a scratch copy of the repository (the user's tree is written only by a winner)."""
+
+    type: Literal["search_started"] = "search_started"
+    step: int
+    samples: int
+    """Candidates the search may draw at most."""
+    failing: list[str] = []
+    """The tests each candidate must make pass (run first), before the whole command."""
+    copy_ms: float = 0.0
+    """Time to make the scratch copy."""
+
+
+class CandidateTested(Event):
+    """One candidate fix of a search: how it was drawn, what it changes, and what the tests said."""
+
+    type: Literal["candidate_tested"] = "candidate_tested"
+    step: int
+    index: int
+    """1-based, in the order drawn; 1 is the first answer (what a run without search would have tried)."""
+    call_id: str
+    """The model call that drew it (several candidates share one call when drawn as a batch)."""
+    seed: int
+    temperature: float | None = None
+    decode_ms: float = 0.0
+    """This candidate's share of the call's decoding time."""
+    result: Literal["passed", "failed", "duplicate", "no edit", "edit failed"]
+    diff: str = ""
+    """A short summary: each file with lines added and removed ("calc.py +1 -1")."""
+    files: list[str] = []
+    tests_ms: float = 0.0
+    detail: str = ""
+    """Why it lost: the tests' last line, the edit's error, or the candidate it repeats."""
+
+    def line(self) -> str:
+        """ "#2 seed 2 t=0.8 · 1.8 s decode · calc.py +1 -1 · failed (95 ms): 1 failed in 0.1s"."""
+        temperature = f" t={self.temperature:g}" if self.temperature is not None else ""
+        parts = [f"#{self.index} seed {self.seed}{temperature}", f"{self.decode_ms / 1000:.1f} s decode"]
+        parts += [self.diff] if self.diff else []
+        verdict = self.result + (f" ({self.tests_ms:.0f} ms)" if self.tests_ms else "")
+        return " · ".join([*parts, verdict + (f": {self.detail}" if self.detail else "")])
+
+
+class SearchFinished(Event):
+    """The search ended: with a winner (applied to the user's tree next), or none (the run goes on as usual)."""
+
+    type: Literal["search_finished"] = "search_finished"
+    step: int
+    drawn: int
+    distinct: int
+    winner: int | None = None
+    """The winning candidate's index (None: no candidate passed)."""
+    draw: Literal["sequential", "batch"] = "sequential"
+    """How candidates after the first were drawn."""
+    draw_reason: str = ""
+    """Why: the endpoint's measured decode rates, a setting, or the endpoint not supporting `n`."""
+    ms: float = 0.0
+
+
 class Escalated(Event):
     type: Literal["escalated"] = "escalated"
     step: int
@@ -216,6 +276,10 @@ class RunFinished(Event):
     wall_s: float = 0.0
     diff: str = ""
     exit_code: int = 0
+    candidates: int = 0
+    """Candidate fixes a test-time search drew (0: no search ran)."""
+    winner: int | None = None
+    """The candidate the tests chose (its index), when a search found one."""
 
 
 class ErrorEvent(Event):
@@ -238,6 +302,9 @@ AnyEvent = Annotated[
     | PlanProposed
     | ToolStarted
     | ApprovalRequested
+    | SearchStarted
+    | CandidateTested
+    | SearchFinished
     | ToolFinished
     | TestsRun
     | Escalated

@@ -12,7 +12,7 @@ _PACKAGE = Path(__file__).resolve().parent.parent  # fastcode/
 
 @cache
 def data_dir(name: str) -> Path:
-    """Return the folder `name` ("prompts" or "config"): inside the wheel, else at the checkout root."""
+    """Return the folder `name` ("prompts", "config" or "evals"): inside the wheel, else at the checkout root."""
     for candidate in (_PACKAGE / "_data" / name, _PACKAGE.parent / name):
         if candidate.is_dir():
             return candidate

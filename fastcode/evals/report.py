@@ -38,6 +38,10 @@ class InstanceResult(BaseModel):
     tests_s: float | None = None
     steps: int = 0
     model_calls: int = 0
+    candidates: int = 0
+    """Candidate fixes the agent's test-time search drew (0: no search ran)."""
+    winner: int | None = None
+    """The candidate the tests chose (1: the first answer)."""
     prompt_tokens: int = 0
     cached_tokens: int = 0
     completion_tokens: int = 0
@@ -128,6 +132,9 @@ def summarize(results: list[InstanceResult], meta: dict[str, Any]) -> dict[str, 
     cached = sum(r.cached_tokens for r in ran)
     time_split = {k: round(sum(getattr(r, f"{k}_s") for r in ran), 2) for k in ("model", "tool", "other")}
     ttfts = [r.ttft_ms_median for r in ran if r.ttft_ms_median is not None]
+    # resolved@1: the first answer did it (the search's first candidate won, or no search ran at all)
+    at_1 = sum(r.resolved and (r.candidates == 0 or r.winner == 1) for r in results)
+    resolved_walls = [r.wall_s for r in scored if r.resolved and r.wall_s is not None]
     return meta | {
         "instances": n,
         "resolved": resolved,
@@ -144,6 +151,13 @@ def summarize(results: list[InstanceResult], meta: dict[str, Any]) -> dict[str, 
             "p95": _r(percentile(totals, 0.95)),
         },
         "agent_s_per_resolved": _r(sum(walls) / resolved) if resolved and walls else None,
+        "resolved_at_1": at_1,
+        "resolved_wall_s_median": _r(statistics.median(resolved_walls)) if resolved_walls else None,
+        "candidates": {
+            "total": sum(r.candidates for r in ran),
+            "searched": sum(r.candidates > 0 for r in ran),
+            "won_by_search": sum(r.resolved and (r.winner or 0) > 1 for r in ran),
+        },
         "model_calls": {
             "total": sum(r.model_calls for r in ran),
             "per_instance": _r(sum(r.model_calls for r in ran) / len(ran)) if ran else None,
@@ -201,6 +215,10 @@ def markdown(summary: dict[str, Any], results: list[InstanceResult]) -> str:
             f"| agent wall, median / p95 | {_fmt(s['wall_s']['median'], ' s', 2)} / "
             f"{_fmt(s['wall_s']['p95'], ' s', 2)} |",
             f"| agent seconds per resolved | {_fmt(s['agent_s_per_resolved'], ' s', 2)} |",
+            f"| resolved@1 (first answer) / with search | {s['resolved_at_1']} / {s['resolved']} |",
+            f"| median agent seconds of a resolved instance | {_fmt(s['resolved_wall_s_median'], ' s', 2)} |",
+            f"| candidates drawn (instances searched, won by search) | {s['candidates']['total']} "
+            f"({s['candidates']['searched']}, {s['candidates']['won_by_search']}) |",
             f"| model calls per instance | {_fmt(s['model_calls']['per_instance'])} |",
             f"| steps per instance | {_fmt(s['steps_per_instance'])} |",
             f"| median TTFT | {_fmt(s['ttft_ms_median'], ' ms', 0)} |",
@@ -218,12 +236,14 @@ def markdown(summary: dict[str, Any], results: list[InstanceResult]) -> str:
         lines += [f"| {r.instance_id} | {_status(r)} | {r.total_s:.2f} | {_tests(r)} |" for r in results]
         return "\n".join(lines) + "\n"
     lines += [
-        "| instance | status | wall s | calls | steps | prompt | cached | TTFT ms | tool s | exit | tests F2P / P2P |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| instance | status | wall s | calls | steps | candidates (won) | prompt | cached | TTFT ms | tool s | exit | "
+        "tests F2P / P2P |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         lines.append(
             f"| {r.instance_id} | {_status(r)} | {_fmt(r.wall_s, digits=2)} | {r.model_calls} | {r.steps} | "
+            f"{r.candidates} ({_fmt(r.winner)}) | "
             f"{r.prompt_tokens} | {r.cached_tokens} | {_fmt(r.ttft_ms_median, digits=0)} | {r.tool_s:.2f} | "
             f"{_fmt(r.exit_code)} | {_tests(r)} |"
         )

@@ -36,6 +36,9 @@ class RunOptions:
     agent: AgentOptions = field(default_factory=AgentOptions)
     keep: bool = False
     test_timeout_s: float = TEST_TIMEOUT_S
+    failing_tests: bool = False
+    """Show the agent the failing tests: `test_patch` is applied before it runs and its task starts with "fix the
+    failing tests" (a "fix the failing test" task, as test-time search needs); the scored patch leaves them out."""
 
 
 def run_instance(instance: Instance, opts: RunOptions) -> InstanceResult:
@@ -78,8 +81,14 @@ def _run(instance: Instance, opts: RunOptions, scratch: Path, logs: Path, result
     if opts.mode == "gold":
         ws.apply(instance.patch, what="gold patch")
     elif opts.mode == "agent":
-        run = run_agent(instance.problem_statement, ws.path, opts.agent, instance_id=instance.instance_id, logs=logs)
+        task = instance.problem_statement
+        if opts.failing_tests and instance.test_patch.strip():
+            ws.apply(instance.test_patch, what="test_patch")
+            task = f"Fix the failing tests.\n\n{task.strip()}"
+        run = run_agent(task, ws.path, opts.agent, instance_id=instance.instance_id, logs=logs)
         _record_agent(result, run.result, run.exit_code, run.trace, logs)
+    if instance.test_patch.strip():  # the tests are the judge's: never part of the answer
+        ws.reset_paths(patch_paths(instance.test_patch))
     result.model_patch = ws.diff()
     (logs / "model.patch").write_text(result.model_patch, encoding="utf-8")
     if instance.test_patch.strip():
@@ -106,6 +115,7 @@ def _record_agent(result: InstanceResult, final: dict, exit_code: int, trace: Pa
     result.exit_code = exit_code
     result.steps = int(final.get("steps") or 0)
     result.model_calls = int(final.get("model_calls") or 0)
+    result.candidates, result.winner = int(final.get("candidates") or 0), final.get("winner")
     result.wall_s = final.get("wall_s")
     if trace is None:
         result.note = "the agent left no trace"

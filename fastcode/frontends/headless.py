@@ -15,6 +15,7 @@ from typing import TextIO
 from fastcode.agent.engine import Session
 from fastcode.core.events import (
     AttemptRejected,
+    CandidateTested,
     ContextBudgeted,
     ErrorEvent,
     Escalated,
@@ -24,6 +25,8 @@ from fastcode.core.events import (
     PlanProposed,
     RunFinished,
     RunStarted,
+    SearchFinished,
+    SearchStarted,
     StepFinished,
     TestsRun,
     ToolFinished,
@@ -70,6 +73,15 @@ class HumanPrinter:
             case AttemptRejected():
                 taken = f"; put back {', '.join(event.files)}" if event.files else ""
                 self._line(f"  attempt rejected: {event.reason}{taken}; sampling again from the same prompt")
+            case SearchStarted():
+                self._line(f"  search: up to {event.samples} candidates from the same prompt, tried in a scratch copy "
+                           f"({event.copy_ms:.0f} ms to copy)")  # fmt: skip
+            case CandidateTested():
+                self._line(f"  {event.line()}")
+            case SearchFinished():
+                won = f"candidate {event.winner} won" if event.winner else "no candidate passed"
+                self._line(f"  search: {won} · {event.drawn} drawn, {event.distinct} distinct · {event.draw} "
+                           f"({event.draw_reason}) · {event.ms / 1000:.1f} s")  # fmt: skip
             case Escalated():
                 self._line(f"  escalating to route {event.route}: {event.reason}")
             case StepFinished():
@@ -125,6 +137,8 @@ class JsonPrinter:
                 "diff": event.diff,
                 "exit_code": event.exit_code,
                 "run_id": event.run_id,
+                "candidates": event.candidates,
+                "winner": event.winner,
             }
             self.out.write(json.dumps(result) + "\n")
         self.out.flush()

@@ -44,6 +44,8 @@ class CallResult:
     ttft_ms: float | None = None
     decode_ms: float = 0.0
     total_ms: float = 0.0
+    more: list[CallResult] = field(default_factory=list)
+    """The other choices of a request with `n` > 1 (their content and calls; usage is counted on this one)."""
 
     @property
     def decode_tps(self) -> float | None:
@@ -131,7 +133,7 @@ class ChatClient:
 
         body = self.request_body(messages, tools, **extra)
         known = {"model", "messages", "stream", "stream_options", "tools", "tool_choice", "max_tokens"}
-        known |= {"temperature", "prompt_cache_key"}
+        known |= {"temperature", "prompt_cache_key", "n", "seed"}
         kwargs = {k: v for k, v in body.items() if k in known}
         extra_body = {k: v for k, v in body.items() if k not in known}
         client = self._openai()
@@ -164,10 +166,15 @@ class ChatClient:
         calls: dict[int, dict[str, str]] = {}
         reported: set[int] = set()
         first: float | None = None
+        others: dict[int, tuple[CallResult, dict[int, dict[str, str]]]] = {}
         async for chunk in response:
             _read_usage(chunk, result)
             for choice in chunk.choices or ():
                 delta = choice.delta
+                if getattr(choice, "index", 0):  # another choice of an `n` > 1 request: collected, not streamed
+                    other = others.setdefault(choice.index, (CallResult(), {}))
+                    _collect(other[0], other[1], choice)
+                    continue
                 if choice.finish_reason:
                     result.finish_reason = choice.finish_reason
                 if delta is None:
@@ -189,11 +196,7 @@ class ChatClient:
                     if on_text:
                         on_text(reasoning, "reasoning")
                 for tc in delta.tool_calls or ():
-                    slot = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
-                    slot["id"] = tc.id or slot["id"]
-                    if tc.function is not None:
-                        slot["name"] += clean(tc.function.name or "")
-                        slot["arguments"] += clean(tc.function.arguments or "")
+                    slot = _add_call_delta(calls, tc)
                     if on_call_ready and tc.index not in reported and _complete(slot["arguments"]):
                         reported.add(tc.index)
                         on_call_ready(
@@ -204,10 +207,11 @@ class ChatClient:
         end = time.perf_counter()
         result.total_ms = round((end - started) * 1000, 2)
         result.decode_ms = round((end - first) * 1000, 2) if first is not None else 0.0
-        result.tool_calls = [
-            ToolCallSpec(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"])
-            for i, c in sorted(calls.items())
-        ]
+        result.tool_calls = _calls(calls)
+        for _, (other, other_calls) in sorted(others.items()):
+            other.tool_calls = _calls(other_calls)
+            other.decode_ms, other.total_ms = result.decode_ms, result.total_ms
+            result.more.append(other)
 
     def _describe(self, exc: Exception, retries: int) -> EndpointError:
         import openai
@@ -258,6 +262,36 @@ def _read_usage(chunk: Any, result: CallResult) -> None:
         counts.cached,
         counts.completion,
     )
+
+
+def _collect(result: CallResult, calls: dict[int, dict[str, str]], choice: Any) -> None:
+    """Add one streamed delta of a choice that is not streamed to the user (index > 0) to its result."""
+    if choice.finish_reason:
+        result.finish_reason = choice.finish_reason
+    delta = choice.delta
+    if delta is None:
+        return
+    if isinstance(delta.content, str):
+        result.content += clean(delta.content)
+    for tc in delta.tool_calls or ():
+        _add_call_delta(calls, tc)
+
+
+def _add_call_delta(calls: dict[int, dict[str, str]], tc: Any) -> dict[str, str]:
+    """Add one streamed piece of a tool call to its slot; the slot."""
+    slot = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
+    slot["id"] = tc.id or slot["id"]
+    if tc.function is not None:
+        slot["name"] += clean(tc.function.name or "")
+        slot["arguments"] += clean(tc.function.arguments or "")
+    return slot
+
+
+def _calls(calls: dict[int, dict[str, str]]) -> list[ToolCallSpec]:
+    return [
+        ToolCallSpec(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"])
+        for i, c in sorted(calls.items())
+    ]
 
 
 def _complete(arguments: str) -> bool:

@@ -42,6 +42,8 @@ class Answer:
         default_finish = "length" if turn is None else "tool_calls" if calls else "stop"
         self.finish = (turn.finish_reason if turn else None) or default_finish
         self.id = f"chatcmpl-scripted-{serial}"
+        self.choices: list[tuple[str, list[tuple[str, str, str]], str]] = []
+        """Choices after the first (content, calls, finish reason), for a request with `n` > 1."""
         self.created = int(time.time())
         prompt_tokens = max(1, len(prompt) // CHARS_PER_TOKEN)
         cached = min(cached_chars // CHARS_PER_TOKEN, prompt_tokens)
@@ -67,6 +69,22 @@ class Answer:
             "prompt_per_second": (prompt_tokens - cached) / self.prefill_s if self.prefill_s else 0.0,
         }
 
+    def add_choices(self, turns: list[Turn], latency: Latency) -> None:
+        """Further choices of a request for `n`: each turn one more choice; the decode time grows with their tokens
+        as `latency.batch_parallel` says."""
+        if not turns:
+            return
+        extra = 0
+        for k, turn in enumerate(turns, 1):
+            calls = [(f"call_{self.id}_{k}_{i}", c.name, c.arguments_text()) for i, c in enumerate(turn.tool_calls)]
+            self.choices.append((turn.content, calls, turn.finish_reason or ("tool_calls" if calls else "stop")))
+            extra += max(1, (len(turn.content) + sum(len(a) for _, _, a in calls)) // CHARS_PER_TOKEN)
+        completion = self.usage["completion_tokens"] + extra
+        self.decode_s = completion / (latency.decode_tps * min(len(self.choices) + 1, latency.batch_parallel))
+        self.usage["completion_tokens"] = completion
+        self.usage["total_tokens"] = self.usage["prompt_tokens"] + completion
+        self.timings["predicted_n"], self.timings["predicted_ms"] = completion, self.decode_s * 1000
+
     def send(self) -> None:
         try:
             self._stream() if self.body.get("stream") else self._plain()
@@ -86,12 +104,16 @@ class Answer:
             message["tool_calls"] = [
                 {"id": i, "type": "function", "function": {"name": n, "arguments": a}} for i, n, a in self.calls
             ]
+        others = [
+            {"index": k, "message": _message(content, calls), "finish_reason": finish, "logprobs": None}
+            for k, (content, calls, finish) in enumerate(self.choices, 1)
+        ]
         payload = {
             "id": self.id,
             "object": "chat.completion",
             "created": self.created,
             "model": self.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": self.finish, "logprobs": None}],
+            "choices": [{"index": 0, "message": message, "finish_reason": self.finish, "logprobs": None}, *others],
             "usage": self.usage,
         }
         if self.flavor == "llamacpp":
@@ -101,20 +123,10 @@ class Answer:
 
     def _deltas(self) -> list[dict[str, Any]]:
         deltas: list[dict[str, Any]] = [{"reasoning_content": p} for p in _pieces(self.reasoning)]
-        deltas += [{"content": p} for p in _pieces(self.content)]
-        for index, (call_id, name, args) in enumerate(self.calls):
-            head = {
-                "index": index,
-                "id": call_id,
-                "type": "function",
-                "function": {"name": name, "arguments": ""},
-            }
-            deltas.append({"tool_calls": [head]})
-            deltas += [{"tool_calls": [{"index": index, "function": {"arguments": p}}]} for p in _pieces(args)]
-        return deltas
+        return deltas + _content_deltas(self.content, self.calls)
 
-    def _chunk(self, delta: dict[str, Any] | None, finish: str | None = None) -> dict[str, Any]:
-        choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]
+    def _chunk(self, delta: dict[str, Any] | None, finish: str | None = None, index: int = 0) -> dict[str, Any]:
+        choices = [] if delta is None else [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}]
         chunk = {
             "id": self.id,
             "object": "chat.completion.chunk",
@@ -140,13 +152,17 @@ class Answer:
             h.wfile.flush()
 
         emit(self._chunk({"role": "assistant", "content": ""}))  # role only: not a token
-        deltas = self._deltas()
+        deltas = [(0, d) for d in self._deltas()]
+        for k, (content, calls, _) in enumerate(self.choices, 1):
+            deltas += [(k, {"role": "assistant", "content": ""})] + [(k, d) for d in _content_deltas(content, calls)]
         first = self.t0 + self.prefill_s
         step = self.decode_s / max(1, len(deltas))
-        for k, delta in enumerate(deltas):
+        for k, (index, delta) in enumerate(deltas):
             self._sleep_until(first + k * step)
-            emit(self._chunk(delta))
+            emit(self._chunk(delta, index=index))
         self._sleep_until(first + self.decode_s)
+        for index, (_, _, finish) in enumerate(self.choices, 1):
+            emit(self._chunk({}, finish, index=index))
         final = self._chunk({}, self.finish)
         if include_usage:
             emit(final)
@@ -156,3 +172,21 @@ class Answer:
         emit(final)
         h.wfile.write(b"data: [DONE]\n\n")
         h.wfile.flush()
+
+
+def _message(content: str, calls: list[tuple[str, str, str]]) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content or (None if calls else "")}
+    if calls:
+        message["tool_calls"] = [
+            {"id": i, "type": "function", "function": {"name": n, "arguments": a}} for i, n, a in calls
+        ]
+    return message
+
+
+def _content_deltas(content: str, calls: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    deltas: list[dict[str, Any]] = [{"content": p} for p in _pieces(content)]
+    for index, (call_id, name, args) in enumerate(calls):
+        head = {"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+        deltas.append({"tool_calls": [head]})
+        deltas += [{"tool_calls": [{"index": index, "function": {"arguments": p}}]} for p in _pieces(args)]
+    return deltas

@@ -27,6 +27,9 @@ class Latency(BaseModel):
     """Completion tokens generated per second, spread over the streamed chunks."""
     cached_prefill_factor: float = 0.0
     """Cost of a cached prompt token relative to an uncached one (0 = free, 1 = no cache benefit)."""
+    batch_parallel: float = 1.0
+    """How many choices of one request (`n`) decode at the speed of one: 1 models a CPU (n answers cost n times
+    one), n a GPU server (a batch costs about one answer)."""
     cache_completions: bool = False
     """Also cache each answer's own tokens, as self-hosted servers (llama.cpp, vLLM) keep them in the KV cache:
     the next request re-sending that assistant message finds it cached. False models a prompt-only cache."""
@@ -112,6 +115,9 @@ class Script(BaseModel):
     """Answers, consumed in order by matching requests."""
     strict_models: bool = False
     """Answer 404 model_not_found to requests for models not listed."""
+    supports_n: bool = False
+    """Answer a request for `n` > 1 choices with up to n turns (the next ones in order), one per choice; False
+    ignores `n` as many servers do (one choice)."""
     require_api_key: str | None = None
     """When set, requests without `Authorization: Bearer <key>` get 401."""
 

@@ -250,6 +250,13 @@ class ScriptedServer:
             turn = None if warmup else self._next_turn(model)
             if turn is not None and turn.tool_calls and (schema_reply(body) or turn.text_format):
                 turn = turn.as_text("json" if schema_reply(body) else str(turn.text_format))
+            more: list[Turn] = []
+            n = body.get("n") if isinstance(body.get("n"), int) else 1
+            while turn is not None and turn.error is None and self.script.supports_n and len(more) < n - 1:
+                extra = self._next_turn(model)
+                if extra is None or extra.error is not None:
+                    break
+                more.append(extra.as_text("json") if extra.tool_calls and schema_reply(body) else extra)
             if warmup or turn is not None:
                 self._served += 1
             answered = warmup or (turn is not None and turn.error is None)
@@ -264,7 +271,10 @@ class ScriptedServer:
             err = turn.error
             h.send_json(err.status, _error_body(err.status, err.message, err.type, err.code))
         else:
-            Answer(self.latency, self.flavor, h, body, model, turn, calls, prompt, cached_chars, t0, served + 1).send()
+            serial = served + 1
+            answer = Answer(self.latency, self.flavor, h, body, model, turn, calls, prompt, cached_chars, t0, serial)
+            answer.add_choices(more, self.latency)
+            answer.send()
 
     # state (callers hold the lock)
 

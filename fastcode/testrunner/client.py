@@ -183,15 +183,25 @@ class WarmRunner:
             self.ready = message
         return self.ready
 
-    async def run(self, args: list[str], *, script: str = "", timeout_s: float, max_chars: int) -> CommandResult:
-        """Run pytest with `args` in a fresh child; exit code None when it timed out and its group was killed."""
+    async def run(
+        self,
+        args: list[str],
+        *,
+        script: str = "",
+        timeout_s: float,
+        max_chars: int,
+        cwd: Path | None = None,
+        path: list[str] | None = None,
+    ) -> CommandResult:
+        """Run pytest with `args` in a fresh child (in `cwd`, default the root, with `path` first on sys.path);
+        exit code None when it timed out and its group was killed."""
         if self.closed:
             raise RunnerError("the warm runner was stopped")
         if self.busy:
             raise RunnerError("the warm runner is busy with another run")
         self.busy = True
         try:
-            return await self._run(args, script, timeout_s, max_chars)
+            return await self._run(args, script, timeout_s, max_chars, cwd or self.root, path or [])
         except (Rerun, Busy):
             raise
         except RunnerError:
@@ -203,14 +213,18 @@ class WarmRunner:
         finally:
             self.busy = False
 
-    async def _run(self, args: list[str], script: str, timeout_s: float, max_chars: int) -> CommandResult:
+    async def _run(
+        self, args: list[str], script: str, timeout_s: float, max_chars: int, cwd: Path, path: list[str]
+    ) -> CommandResult:
         await self.wait_ready()
         if self._abandoned:  # a kept-alive runner would answer "busy" until it has reaped the killed run
             with suppress(TimeoutError):
                 await self._reply(self._abandoned, "done", TERM_GRACE_S)
             self._abandoned = 0
         run_id = next(self._ids)
-        request = {"id": run_id, "args": args, "script": script, "cwd": str(self.root), "max_bytes": max_chars}
+        request = {"id": run_id, "args": args, "script": script, "cwd": str(cwd), "max_bytes": max_chars}
+        if path:
+            request["path"] = path
         await asyncio.get_running_loop().sock_sendall(self.sock, (json.dumps(request) + "\n").encode())
         try:
             pgid = int((await self._reply(run_id, "started", READY_TIMEOUT_S))["pid"])

@@ -72,17 +72,26 @@ def prestart(invocation: Invocation, root: Path) -> None:
 
 
 async def run(
-    invocation: Invocation, root: Path, args: list[str], *, timeout_s: float, max_chars: int
+    invocation: Invocation,
+    root: Path,
+    args: list[str],
+    *,
+    timeout_s: float,
+    max_chars: int,
+    cwd: Path | None = None,
+    path: list[str] | None = None,
 ) -> CommandResult:
-    """Run pytest with `args` in this invocation's warm runner; RunnerError when it cannot serve the run."""
+    """Run pytest with `args` in this invocation's warm runner (in `cwd`, a copy of `root`, when given, with `path`
+    first on sys.path); RunnerError when it cannot serve the run."""
+    where = {"cwd": cwd, "path": path or []}
     key = _key(invocation, root, keep_alive.get(root, DEFAULT_KEEP_ALIVE_S))
     runner = runner_for(invocation, root)
     try:
         try:
-            return await runner.run(args, script=invocation.script, timeout_s=timeout_s, max_chars=max_chars)
+            return await runner.run(args, script=invocation.script, timeout_s=timeout_s, max_chars=max_chars, **where)
         except Stale:  # nothing ran: start a fresh kept-alive runner (unless another process just did) and use it
             runner = runner_for(invocation, root, not_inode=runner.inode or -1)
-            return await runner.run(args, script=invocation.script, timeout_s=timeout_s, max_chars=max_chars)
+            return await runner.run(args, script=invocation.script, timeout_s=timeout_s, max_chars=max_chars, **where)
     except RunnerError as exc:
         if runner.closed and runner.ready is None and not isinstance(exc, Stale):
             _failed[key] = str(exc)  # it never got ready (a plugin failed to import…): it will not next time either

@@ -151,6 +151,7 @@ def _run_pytest(request: dict, shown: list[str]) -> int:
         sys.path.insert(0, os.path.dirname(os.path.realpath(script)))
     elif not getattr(sys.flags, "safe_path", False):
         sys.path.insert(0, os.getcwd())
+    sys.path[0:0] = request.get("path") or []  # a copy's src/, ahead of an editable install of the original
     for text in shown:
         sys.stderr.write(text)
     sys.argv = [script or "-m", *request["args"]]

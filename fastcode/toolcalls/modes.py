@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Protocol
 from fastcode.core.events import ToolCallSpec
 from fastcode.models import messages as msg
 from fastcode.toolcalls.recover import recover_calls
-from fastcode.toolcalls.schema import response_format
+from fastcode.toolcalls.schema import MAX_CALLS, response_format
 
 
 @dataclass
@@ -37,10 +37,15 @@ class ToolMode(Protocol):
     """True when the system prompt must describe the tools (the request carries no `tools`)."""
 
     def request(
-        self, tools: list[dict[str, Any]], only: frozenset[str] | None = None, paths: list[str] | None = None
+        self,
+        tools: list[dict[str, Any]],
+        only: frozenset[str] | None = None,
+        paths: list[str] | None = None,
+        one_call: bool = False,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """The `tools` to send and extra request fields. `only` narrows the tools a reply may call and `paths` the
-        files it may write, where the mode can enforce it without changing the prompt (constrained)."""
+        files it may write, where the mode can enforce it without changing the prompt (constrained); `one_call`
+        allows exactly one call."""
         ...
 
     def parse(self, content: str, calls: list[ToolCallSpec], known: set[str], call_id: str) -> Parsed: ...
@@ -61,7 +66,11 @@ class Native:
     tools_in_prompt: ClassVar[bool] = False
 
     def request(
-        self, tools: list[dict[str, Any]], only: frozenset[str] | None = None, paths: list[str] | None = None
+        self,
+        tools: list[dict[str, Any]],
+        only: frozenset[str] | None = None,
+        paths: list[str] | None = None,
+        one_call: bool = False,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         return tools, {}
 
@@ -83,7 +92,11 @@ class Text:
     tools_in_prompt: ClassVar[bool] = True
 
     def request(
-        self, tools: list[dict[str, Any]], only: frozenset[str] | None = None, paths: list[str] | None = None
+        self,
+        tools: list[dict[str, Any]],
+        only: frozenset[str] | None = None,
+        paths: list[str] | None = None,
+        one_call: bool = False,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         return [], {}
 
@@ -108,10 +121,14 @@ class Constrained(Text):
     name: ClassVar[str] = "constrained"
 
     def request(
-        self, tools: list[dict[str, Any]], only: frozenset[str] | None = None, paths: list[str] | None = None
+        self,
+        tools: list[dict[str, Any]],
+        only: frozenset[str] | None = None,
+        paths: list[str] | None = None,
+        one_call: bool = False,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         allowed = [t for t in tools if only is None or t["function"]["name"] in only] or tools
-        return [], {"response_format": response_format(allowed, paths)}
+        return [], {"response_format": response_format(allowed, paths, max_calls=1 if one_call else MAX_CALLS)}
 
 
 MODES: dict[str, type[ToolMode]] = {"native": Native, "constrained": Constrained, "text": Text}

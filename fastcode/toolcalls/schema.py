@@ -45,8 +45,10 @@ def call_schema(tool: dict[str, Any], paths: list[str] | None = None) -> dict[st
     }
 
 
-def reply_schema(tools: list[dict[str, Any]], paths: list[str] | None = None) -> dict[str, Any]:
-    """The whole reply: a thought, then 1..MAX_CALLS calls of the given tools."""
+def reply_schema(
+    tools: list[dict[str, Any]], paths: list[str] | None = None, max_calls: int = MAX_CALLS
+) -> dict[str, Any]:
+    """The whole reply: a thought, then 1..max_calls calls of the given tools."""
     return {
         "type": "object",
         "properties": {
@@ -55,7 +57,7 @@ def reply_schema(tools: list[dict[str, Any]], paths: list[str] | None = None) ->
                 "type": "array",
                 "items": {"anyOf": [call_schema(tool, paths) for tool in tools]},
                 "minItems": 1,
-                "maxItems": MAX_CALLS,
+                "maxItems": max_calls,
             },
         },
         "required": ["thought", "tool_calls"],
@@ -63,7 +65,9 @@ def reply_schema(tools: list[dict[str, Any]], paths: list[str] | None = None) ->
     }
 
 
-def response_format(tools: list[dict[str, Any]], paths: list[str] | None = None) -> dict[str, Any]:
+def response_format(
+    tools: list[dict[str, Any]], paths: list[str] | None = None, max_calls: int = MAX_CALLS
+) -> dict[str, Any]:
     """The OpenAI-style `response_format` carrying the schema (llama.cpp and vLLM both accept it)."""
-    schema = reply_schema(tools, paths)
+    schema = reply_schema(tools, paths, max_calls)
     return {"type": "json_schema", "json_schema": {"name": "tool_calls", "strict": True, "schema": schema}}

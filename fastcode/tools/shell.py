@@ -145,10 +145,15 @@ async def execute_command(
 
 
 async def run_command(
-    command: str, root: Path, *, timeout_s: float = 120, max_chars: int = 20_000
+    command: str,
+    root: Path,
+    *,
+    timeout_s: float = 120,
+    max_chars: int = 20_000,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[int | None, str]:
     """`execute_command` for callers outside the tool: (exit code or None on timeout, output with notes)."""
-    result = await execute_command(command, root, timeout_s=timeout_s, max_chars=max_chars)
+    result = await execute_command(command, root, timeout_s=timeout_s, max_chars=max_chars, env=env)
     return result.exit_code, result.body()
 
 

@@ -15,6 +15,7 @@ from textual.widgets import Collapsible, Markdown, Static
 from fastcode.core.events import (
     ApprovalRequested,
     AttemptRejected,
+    CandidateTested,
     ErrorEvent,
     Escalated,
     Event,
@@ -26,6 +27,8 @@ from fastcode.core.events import (
     PlanProposed,
     RunFinished,
     RunStarted,
+    SearchFinished,
+    SearchStarted,
     StepFinished,
     TestsRun,
     TextDelta,
@@ -161,6 +164,15 @@ class Transcript(VerticalScroll):
             case AttemptRejected():
                 line = f"↺ attempt rejected ({event.reason}): its edits were put back; sampling again"
                 await self.add(Static(Text(line), classes="warning"))
+            case SearchStarted():
+                line = f"⋯ search: up to {event.samples} candidates, each tried in a scratch copy"
+                await self.add(Static(Text(line), classes="warning"))
+            case CandidateTested():
+                mark = {"passed": "✓", "failed": "✗", "duplicate": "="}.get(event.result, "·")
+                await self.add(Static(Text(f"  {mark} {event.line()}"), classes="candidate"))
+            case SearchFinished():
+                won = f"candidate {event.winner} won" if event.winner else "no candidate passed"
+                await self.add(Static(Text(f"⋯ search: {won} of {event.drawn} ({event.draw})"), classes="warning"))
             case Escalated():
                 await self.add(Static(Text(f"⇡ escalating to {event.route}: {event.reason}"), classes="warning"))
             case ErrorEvent():
