@@ -103,6 +103,12 @@ async def test_the_budget_caps_the_candidates(sample_repo, isolated_env, scripte
     assert all(r.get("n") is None for r in _requests(server))
 
 
+async def test_no_search_without_fastcodes_own_test_runs(sample_repo, isolated_env, scripted) -> None:
+    server = scripted({"turns": [_edit(FIX), {"tool_calls": [{"name": "finish", "arguments": {"summary": "ok"}}]}]})
+    events = await _run(_session(sample_repo, server.base_url, "agent.auto_test=false"))
+    assert _of(events, "search_started") == [] and events[-1].candidates == 0
+
+
 async def test_no_search_when_the_tests_pass(sample_repo, isolated_env, scripted) -> None:
     stats = sample_repo / STATS
     stats.write_text(stats.read_text().replace("window)]", "window + 1)]"))

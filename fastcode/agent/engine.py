@@ -254,7 +254,8 @@ class Session:
         tools = ToolExecutor(ctx, emit, parallel=agent.parallel_tools, approval=agent.approval, approver=self.approver)
         router, state = Router(self.settings), TurnState(tests_failing=bool(self.tests_failing_before))
         attempts, drawn, first = min(attempts, agent.max_steps), set[str](), 1
-        if attempts and self.tests_failing_before:  # the tests judge: search instead of editing the tree
+        judged = agent.auto_test and bool(self.test_command())
+        if attempts and judged and self.tests_failing_before:  # the tests judge: search instead of editing the tree
             done = await self._search(tools, router, state, emit)
             if done is not None:
                 return done
