@@ -69,7 +69,8 @@ async def test_the_tests_choose_among_candidates_from_one_cached_prompt(
 
 
 async def test_a_candidate_repeating_an_earlier_one_is_not_tested_again(sample_repo, isolated_env, scripted) -> None:
-    server = scripted({"turns": [_edit(WRONG), _edit(WRONG, "Said differently."), _edit(FIX)]})
+    same = {**WRONG, "replace_all": False}  # the default written out: the same edit
+    server = scripted({"turns": [_edit(WRONG), _edit(same, "Said differently."), _edit(FIX)]})
     events = await _run(_session(sample_repo, server.base_url))
     tested = _of(events, "candidate_tested")
     assert [c.result for c in tested] == ["failed", "duplicate", "passed"]

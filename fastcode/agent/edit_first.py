@@ -6,11 +6,13 @@ again.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 from fastcode.agent.router import call_signature
 from fastcode.core.events import ToolCallSpec
+from fastcode.tools.base import ToolError, parse_arguments
 from fastcode.tools.files import atomic_write
 
 
@@ -62,6 +64,14 @@ def is_question(task: str) -> bool:
 
 def candidate(calls: list[ToolCallSpec]) -> str:
     """What a reply would change, comparable across samples: its calls but `finish` (the summary's wording does not
-    change the fix), each as its `call_signature`."""
+    change the fix), each with its arguments as the tool reads them (an argument left at its default, such as
+    `"replace_all": false`, is the same edit as one left out), else as its `call_signature`."""
+    return "\n".join(_meaning(c) for c in calls if c.name != "finish")
 
-    return "\n".join(call_signature(c) for c in calls if c.name != "finish")
+
+def _meaning(call: ToolCallSpec) -> str:
+    try:
+        arguments = parse_arguments(call.name, call.arguments)[1].model_dump(mode="json", exclude_defaults=True)
+    except ToolError:
+        return call_signature(call)
+    return f"{call.name} {json.dumps(arguments, sort_keys=True)}"
