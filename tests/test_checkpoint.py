@@ -6,6 +6,8 @@ import json
 import os
 import stat
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,6 @@ from fastcode.checkpoint.checkpointer import (
     AlreadyUndone,
     Checkpointer,
     FileChange,
-    UndoError,
     UndoRefused,
     ensure_excluded,
     undo,
@@ -238,16 +239,37 @@ def test_a_run_without_writes_has_an_empty_diff(repo: Path) -> None:
     assert "refs/fastcode" not in git(repo, "for-each-ref")
 
 
-def test_unfinished_run_needs_force(repo: Path) -> None:
+def killed(cp: Checkpointer, seconds_ago: float) -> Path:
+    """Make `cp` look like a run killed `seconds_ago`: no more heartbeats, the last one back then."""
+    cp._stopped.set()
+    time.sleep(0.05)  # a heartbeat in flight lands before the clock is set back
+    then = time.time() - seconds_ago
+    for name in ("alive", "meta.json", "trace.jsonl"):
+        if (cp.run_dir / name).exists():
+            os.utime(cp.run_dir / name, (then, then))
+    return cp.run_dir
+
+
+def test_a_killed_run_is_undone_from_its_checkpoint_and_says_so(repo: Path) -> None:
     cp = start(repo)
     cp.before_write(repo / "keep.txt")
     (repo / "keep.txt").write_text("crashed mid-run\n")
-    run_dir = repo / ".fastcode" / "runs" / "r1"
-    with pytest.raises(UndoError, match="did not finish"):
-        undo(repo, run_dir)
-    result = undo(repo, run_dir, force=True)
-    assert result.restored == ["keep.txt"]
+    (repo / "written_by_a_command.txt").write_text("left by a killed command\n")
+    run_dir = killed(cp, seconds_ago=0)
+    result = undo(repo, run_dir)
+    assert result.restored == ["keep.txt"] and result.removed == ["written_by_a_command.txt"]
+    assert "did not finish" in result.warnings[0]
     assert (repo / "keep.txt").read_text() == "kept\n"
+
+
+def test_a_killed_run_whose_files_were_edited_later_needs_force(repo: Path) -> None:
+    cp = start(repo)
+    cp.before_write(repo / "keep.txt")
+    (repo / "keep.txt").write_text("the user's edit after the run was killed\n")
+    run_dir = killed(cp, seconds_ago=60)
+    with pytest.raises(UndoRefused, match=r"keep\.txt"):
+        undo(repo, run_dir)
+    assert undo(repo, run_dir, force=True).restored == ["keep.txt"]
 
 
 def test_copy_mode_round_trip(tmp_path: Path) -> None:
@@ -320,3 +342,25 @@ def test_ensure_excluded_is_idempotent_and_leaves_gitignore_alone(tmp_path: Path
     plain.mkdir()
     ensure_excluded(plain)
     assert list(plain.iterdir()) == []
+
+
+def test_files_behind_fastcodes_own_output_are_not_the_runs_changes(repo: Path) -> None:
+    """`fastcode exec ... > out.txt 2> err.txt` in the repo: the logs neither block undo nor get rewritten by it."""
+    script = (
+        "import sys; from pathlib import Path; from fastcode.checkpoint.checkpointer import Checkpointer\n"
+        "root = Path.cwd(); cp = Checkpointer(root, root / '.fastcode/runs/r1', 'r1')\n"
+        "cp.before_write(root / 'keep.txt'); (root / 'keep.txt').write_text('edited\\n')\n"
+        "print('a log line'); sys.stderr.write('an error line\\n'); sys.stdout.flush()\n"
+        "print([f.path for f in cp.finish().files]); sys.stdout.flush()\n"
+        "print('written after the run')\n"
+    )
+    with open(repo / "out.txt", "w") as out, open(repo / "err.txt", "w") as err:
+        subprocess.run([sys.executable, "-c", script], cwd=repo, stdout=out, stderr=err, check=True)
+    assert "['keep.txt']" in (repo / "out.txt").read_text()
+    meta = json.loads((repo / ".fastcode/runs/r1/meta.json").read_text())
+    assert meta["own_output"] == ["err.txt", "out.txt"]
+    assert "out.txt" not in (repo / ".fastcode/runs/r1/diff.patch").read_text()
+    result = undo(repo, repo / ".fastcode/runs/r1")
+    assert result.restored == ["keep.txt"]
+    assert "written after the run" in (repo / "out.txt").read_text()
+    assert (repo / "err.txt").read_text() == "an error line\n"

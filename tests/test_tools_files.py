@@ -229,3 +229,13 @@ async def test_edit_refusals(repo: Path, ctx: ToolContext, writes: list[Path | N
     with pytest.raises(ToolError, match=r"no such file: nope\.txt"):
         await call(ctx, "edit_file", path="nope.txt", old="a", new="b")
     assert writes == []
+
+
+@pytest.mark.parametrize("path", [".git/config", ".git/hooks/pre-commit", ".GIT/config", ".fastcode/runs/x/meta.json"])
+def test_writes_under_git_or_fastcode_are_refused(tmp_path: Path, path: str) -> None:
+    from fastcode.tools.base import ToolError, writable_in_repo
+
+    (tmp_path / ".git").mkdir()
+    with pytest.raises(ToolError, match="never write"):
+        writable_in_repo(tmp_path, path)
+    assert writable_in_repo(tmp_path, "src/.gitignore") == tmp_path.resolve() / "src/.gitignore"

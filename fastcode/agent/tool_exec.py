@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from fastcode.core.emitter import Emitter
 from fastcode.core.events import ApprovalRequested, ToolCallSpec, ToolFinished, ToolStarted
+from fastcode.core.secrets import mask
 from fastcode.tools import REGISTRY, execute
 from fastcode.tools.base import ToolContext, ToolError, parse_arguments
 
@@ -96,6 +97,7 @@ class ToolExecutor:
             output, changed = result.output, result.changed_files
         except ToolError as exc:
             ok, output = False, f"error: {exc}"
+        output = mask(output)
         ms = round((time.perf_counter() - started) * 1000, 2)
         self.emit(
             ToolFinished,

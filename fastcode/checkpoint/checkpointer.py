@@ -9,8 +9,12 @@ meta.json (version 1):
     checkpoint / after: {"ref", "sha" (the commit on ref), "tree"} or null (git mode; diff/undo use trees),
     files: [{"path", "status": "added" | "modified" | "deleted", "sha256" (copy mode)}],
     commands_without_git: shell commands run in copy mode (their effects cannot be undone),
+    own_output: files behind fastcode's own stdout/stderr inside the work tree (`fastcode ... > out.txt`): never
+        counted as the run's changes, never restored by undo,
     backups: {path: {"backup", "mode", "created_dirs"}} (copy mode), git_error (when git failed, copies used),
     undone: null | {"at", "forced", "restored", "removed"}.
+`<run_dir>/alive` is touched every second from the checkpoint until the run finishes: after a kill, its time says
+when the run stopped, so undo can tell the run's changes from edits made after it.
 Undoing a run twice raises AlreadyUndone.
 """
 
@@ -18,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,6 +48,10 @@ __all__ = [
 
 META = "meta.json"
 DIFF = "diff.patch"
+ALIVE = "alive"
+HEARTBEAT_S = 1.0
+LATE_S = 2.0
+"""A file of an unfinished run changed this long after its last heartbeat was edited by someone else."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,7 @@ class Checkpointer:
         self._lock = threading.Lock()
         self._ready = False  # the lock-free fast path of before_write in git mode
         self._committer: threading.Thread | None = None
+        self._stopped = threading.Event()
         self._commit_result: str | GitError | None = None
         self._git = GitStore.open(self.root)
         if self._git is not None:
@@ -106,6 +117,7 @@ class Checkpointer:
             "after": None,
             "files": [],
             "commands_without_git": 0,
+            "own_output": own_output_files(self._git.top) if self._git is not None else [],
             "undone": None,
         }
         self._copy = None if self._git is not None else self._copy_store({})
@@ -141,6 +153,7 @@ class Checkpointer:
 
     def finish(self) -> RunChanges:
         """Snapshot the result, write meta.json and diff.patch, and return what the run changed."""
+        self._stopped.set()
         with self._lock:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             diff: bytes = b""
@@ -153,8 +166,10 @@ class Checkpointer:
                 with contextlib.suppress(GitError):  # the trees are what undo needs; the ref is for people
                     after["sha"] = self._git.commit(tree, before["sha"], after["ref"])
                 self._meta["after"] = after
-                files = [{"path": c.path, "status": c.status} for c in self._git.changes(before["tree"], tree)]
-                diff = self._git.patch(before["tree"], tree) if files else b""
+                own = self._meta.get("own_output", [])
+                changes = [c for c in self._git.changes(before["tree"], tree) if c.path not in own]
+                files = [{"path": c.path, "status": c.status} for c in changes]
+                diff = self._git.patch(before["tree"], tree, own) if files else b""
             elif self._meta["checkpointed"] and self._copy is not None:
                 changes, text = self._copy.changes()
                 files = [{"path": c.path, "status": c.status, "sha256": c.sha256} for c in changes]
@@ -183,6 +198,16 @@ class Checkpointer:
         self._meta["checkpointed"] = True
         self._meta["checkpoint_ms"] = round((time.perf_counter() - started) * 1000, 1)
         self._save()
+        threading.Thread(target=self._heartbeat, daemon=True).start()
+
+    def _heartbeat(self) -> None:
+        """Touch `alive` every second until finish(); a killed run's last touch is when it stopped."""
+        alive = self.run_dir / ALIVE
+        while True:
+            with contextlib.suppress(OSError):
+                alive.touch()
+            if self._stopped.wait(HEARTBEAT_S):
+                return
 
     def _commit_checkpoint(self, tree: str, parent: str | None) -> None:
         """Runs in a thread; touches only `_commit_result`, so meta.json writes never race with it."""
@@ -229,22 +254,34 @@ def undo(root: Path, run_dir: Path, *, force: bool = False) -> UndoResult:
     """Put back the files a run changed, as they were at its checkpoint.
 
     Raises UndoRefused when some of those files were edited since the run (unless `force`), AlreadyUndone on a
-    second call, UndoError when the run has no record. A run that never finished is undone only with `force`.
+    second call, UndoError when the run has no record. A run that never finished (killed) is undone from its
+    checkpoint: the files that differ from it are put back, unless one changed after the run stopped (its last
+    heartbeat), which only `force` overrides; a warning says so.
     """
     meta = _read_meta(run_dir)
     if meta.get("undone"):
         raise AlreadyUndone(f"run {meta['run_id']} was already undone at {meta['undone']['at']}")
+    notes = []
     if not meta.get("finished"):
-        if not force:
-            raise UndoError(f"run {meta['run_id']} did not finish; force to restore its checkpoint over the files")
+        stopped = _stopped_at(run_dir)
         resumed = Checkpointer._resume(root, run_dir, meta)
         resumed.finish()
         meta = resumed._meta
+        base = resumed._git.top if resumed._git is not None else Path(root).resolve()
+        late = _changed_after(base, meta["files"], stopped + LATE_S)
+        if late and not force:
+            raise UndoRefused(late)
+        when = datetime.fromtimestamp(stopped).astimezone().strftime("%H:%M:%S")
+        notes.append(
+            f"run {meta['run_id']} did not finish (it stopped at {when}): every file that differs from its "
+            "checkpoint is put back"
+        )
     result = UndoResult([], [])
     if meta["checkpointed"] and meta["files"]:
         result = (
             _undo_git(root, run_dir, meta, force) if meta["mode"] == "git" else _undo_copy(root, run_dir, meta, force)
         )
+    result.warnings[:0] = notes
     if meta.get("commands_without_git"):
         n = meta["commands_without_git"]
         result.warnings.append(f"{n} shell command(s) ran without git: whatever they changed is not undone")
@@ -263,7 +300,8 @@ def _undo_git(root: Path, run_dir: Path, meta: dict[str, Any], force: bool) -> U
     if store is None:
         raise UndoError(f"{root} is no longer inside a git work tree")
     before, after = meta["checkpoint"]["tree"], meta["after"]["tree"]
-    changes = store.changes(before, after)
+    own = meta.get("own_output", [])
+    changes = [c for c in store.changes(before, after) if c.path not in own]
     edited = store.edited(changes)
     if edited and not force:
         raise UndoRefused(edited)
@@ -279,6 +317,40 @@ def _undo_copy(root: Path, run_dir: Path, meta: dict[str, Any], force: bool) -> 
         raise UndoRefused(edited)
     restored, removed = store.restore(meta["files"])
     return UndoResult(restored, removed)
+
+
+def _stopped_at(run_dir: Path) -> float:
+    """When an unfinished run stopped: its last heartbeat, trace line or meta.json write, whichever is latest."""
+    times = [0.0]
+    for name in (ALIVE, META, "trace.jsonl"):
+        with contextlib.suppress(OSError):
+            times.append((run_dir / name).stat().st_mtime)
+    return max(times)
+
+
+def _changed_after(base: Path, files: list[dict[str, Any]], when: float) -> list[str]:
+    """The run's files whose disk copy changed after `when` (someone else edited them after the run)."""
+    late = []
+    for f in files:
+        with contextlib.suppress(OSError):
+            if (base / f["path"]).lstat().st_mtime > when:
+                late.append(f["path"])
+    return late
+
+
+def own_output_files(top: Path) -> list[str]:
+    """The regular files behind this process's stdout and stderr that lie inside `top`, relative to it (Linux's
+    /proc names them; elsewhere none are found)."""
+    found = []
+    for fd in (1, 2):
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            path = Path(os.readlink(f"/proc/self/fd/{fd}")).resolve()
+            found.append(path.relative_to(top).as_posix())
+        except (OSError, ValueError):
+            continue
+    return sorted(set(found))
 
 
 def _read_meta(run_dir: Path) -> dict[str, Any]:

@@ -173,9 +173,11 @@ class GitStore:
             result.append(TreeChange(path, status, old_mode, old_sha, new_mode, new_sha))
         return result
 
-    def patch(self, old: str, new: str) -> bytes:
-        """A binary-safe patch from `old` to `new` (plumbing: immune to color, textconv, external diff)."""
-        return self.run("diff-tree", "-p", "--binary", "--no-renames", "--no-commit-id", "-r", old, new)
+    def patch(self, old: str, new: str, exclude: list[str] = ()) -> bytes:  # type: ignore[assignment]
+        """A binary-safe patch from `old` to `new` (plumbing: immune to color, textconv, external diff), without the
+        paths in `exclude`."""
+        spec = ["--", ".", *(f":(top,literal,exclude){p}" for p in exclude)] if exclude else []
+        return self.run("diff-tree", "-p", "--binary", "--no-renames", "--no-commit-id", "-r", old, new, *spec)
 
     def edited(self, changes: list[TreeChange]) -> list[str]:
         """Paths whose file on disk no longer matches the snapshot's new side (edited or deleted since)."""

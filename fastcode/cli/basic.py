@@ -23,6 +23,8 @@ def config(args: argparse.Namespace) -> int:
         loaded = load_settings(_root(args), overrides=args.overrides)
     except ConfigError as exc:
         return fail(str(exc))
+    if loaded.ignored:
+        print(f"# {loaded.ignored}")
     data = loaded.settings.model_dump(mode="json")
     for section, values in data.items():
         items = values.items() if section != "models" else ()
@@ -40,6 +42,26 @@ def config(args: argparse.Namespace) -> int:
         for key, value in items:
             print(f"{key} = {_toml(value):<40} # {loaded.source_of(f'{section}.{key}')}")
         print()
+    return 0
+
+
+def trust(args: argparse.Namespace) -> int:
+    """Add the repository to the trust list (or take it out, or list them)."""
+    from fastcode.core.trust import set_trusted, trust_file, trusted_repos
+
+    if args.list:
+        for repo in trusted_repos():
+            print(repo)
+        return 0
+    root = _root(args)
+    if not root.is_dir():
+        return fail(f"--repo {args.repo}: not a folder")
+    try:
+        path = set_trusted(root, not args.remove)
+    except OSError as exc:
+        return fail(f"cannot write {trust_file()}: {exc.strerror}")
+    verb = "no longer trusted" if args.remove else "trusted: its .fastcode.toml may set models, keys and commands"
+    print(f"{root}: {verb} ({path})")
     return 0
 
 
@@ -83,6 +105,8 @@ def undo(args: argparse.Namespace) -> int:
         return fail(str(exc), 1)
     except Exception as exc:  # e.g. already undone, missing checkpoint
         return fail(f"undo {folder.name}: {exc}", 1)
+    for warning in result.warnings:
+        print(f"note: {warning}")
     for path in result.restored:
         print(f"restored {path}")
     for path in result.removed:

@@ -11,7 +11,7 @@ from pathlib import Path
 from fastcode import __version__
 from fastcode.core.errors import fail
 
-COMMANDS = ("exec", "config", "trace", "undo", "serve", "eval", "bench")
+COMMANDS = ("exec", "config", "trace", "undo", "trust", "serve", "eval", "bench")
 MODULES = {"serve": "fastcode.cli.serve", "eval": "fastcode.cli.eval", "bench": "fastcode.bench.report"}
 """Commands that parse their own arguments."""
 
@@ -34,7 +34,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", type=Path, help="repository root (default: the git root above the current folder)")
     parser.add_argument("--json", action="store_true", help="headless: one JSON event per line on stdout")
     parser.add_argument("--local", action="store_true", help="run on a local llama-server with the embedded model")
-    parser.add_argument("--approval", choices=("suggest", "auto-edit", "full-auto"), help="TUI approval mode")
+    parser.add_argument(
+        "--approval",
+        choices=("suggest", "auto-edit", "full-auto"),
+        help="ask before writes and commands (suggest), before commands (auto-edit) or never (full-auto, default)",
+    )
+    parser.add_argument(
+        "--trust", action="store_true", help="honour this repository's .fastcode.toml in full for this run"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fastcode",
         description='A terminal coding agent tuned for speed. `fastcode "TASK"` opens the TUI on a terminal and '
         "runs headless otherwise (or with --headless / exec / CI=true).",
-        epilog="commands: exec TASK | config show | trace show [RUN] | undo [RUN] | serve ... | eval ... | bench. "
-        "Exit codes: 0 finished, 1 stopped unfinished, 2 usage/config error, 3 model endpoint error, 130 interrupted.",
+        epilog="commands: exec TASK | config show | trace show [RUN] | undo [RUN] | trust | serve ... | eval ... | "
+        "bench. Exit codes: 0 finished, 1 stopped unfinished, 2 usage/config error, 3 model endpoint error, "
+        "130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"fastcode {__version__}")
     parser.add_argument("task", nargs="?", help='what to do, e.g. "fix the failing test"')
@@ -70,6 +78,13 @@ def build_subparsers() -> dict[str, argparse.ArgumentParser]:
     p.add_argument("run", nargs="?", help="run id or a unique prefix (default: the latest run)")
     p.add_argument("--repo", type=Path)
     p.add_argument("--force", action="store_true", help="restore even files edited since the run")
+    p = parsers["trust"] = argparse.ArgumentParser(
+        prog="fastcode trust",
+        description="Trust a repository: its .fastcode.toml may then set models, endpoints, keys and commands.",
+    )
+    p.add_argument("--repo", type=Path, help="repository root (default: the git root above the current folder)")
+    p.add_argument("--remove", action="store_true", help="stop trusting the repository")
+    p.add_argument("--list", action="store_true", help="list the trusted repositories")
     return parsers
 
 

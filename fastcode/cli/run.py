@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastcode.core.config import ConfigError, Loaded, Settings, load_settings
 from fastcode.core.errors import fail
 from fastcode.core.paths import find_repo_root
+
+if TYPE_CHECKING:
+    from fastcode.agent.tool_exec import Approver
 
 NO_ENDPOINT = (
     "no model endpoint configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for other providers), pass --base-url, "
@@ -27,7 +32,9 @@ def load_for_run(args: argparse.Namespace) -> tuple[Path, Loaded]:
         "agent.timeout_s": getattr(args, "timeout", None),
         "agent.approval": getattr(args, "approval", None),
     }
-    return root, load_settings(root, overrides=args.overrides, flags=flags)
+    return root, load_settings(
+        root, overrides=args.overrides, flags=flags, trusted=True if getattr(args, "trust", False) else None
+    )
 
 
 def run_task(args: argparse.Namespace, *, headless: bool) -> int:
@@ -35,21 +42,33 @@ def run_task(args: argparse.Namespace, *, headless: bool) -> int:
         root, loaded = load_for_run(args)
     except ConfigError as exc:
         return fail(str(exc))
+    if loaded.ignored:
+        print(f"fastcode: {loaded.ignored}", file=sys.stderr)
+    approver = None
+    if headless:
+        from fastcode.frontends.ask import pick
+
+        try:
+            approver = pick(loaded.settings.agent.approval)
+        except ValueError as exc:
+            return fail(str(exc))
     from fastcode.launcher.embedded import LocalError, local_for_run
 
     try:  # --local, or nothing configured and the local extra installed: a llama-server for this run only
         with local_for_run(args, loaded, root) as settings:
             if settings is None:
                 return fail(NO_ENDPOINT)
-            return _run_session(settings, root, args, headless=headless)
+            return _run_session(settings, root, args, headless=headless, approver=approver)
     except LocalError as exc:
         return fail(str(exc), exc.exit_code)
 
 
-def _run_session(settings: Settings, root: Path, args: argparse.Namespace, *, headless: bool) -> int:
+def _run_session(
+    settings: Settings, root: Path, args: argparse.Namespace, *, headless: bool, approver: Approver | None = None
+) -> int:
     from fastcode.agent.engine import Session
 
-    session = Session(settings, root)
+    session = Session(settings, root, approver=approver)
     if headless:
         from fastcode.frontends.headless import run_headless
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastcode.core.events import TestsRun
+from fastcode.core.secrets import mask
 from fastcode.testrunner import pool
 from fastcode.testrunner.client import RunnerError
 from fastcode.testrunner.command import Invocation, pytest_invocation
@@ -141,4 +142,4 @@ async def run_tests(
 
 def _result(command: str, exit_code: int | None, output: str, started: float, runner: str, note: str) -> TestResult:
     ms = round((time.perf_counter() - started) * 1000, 2)
-    return TestResult(command, exit_code, exit_code == 0, output, ms, runner, note)
+    return TestResult(command, exit_code, exit_code == 0, mask(output), ms, runner, note)

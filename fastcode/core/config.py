@@ -18,6 +18,8 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from fastcode.core.resources import data_dir, user_config_path
+from fastcode.core.secrets import DEFAULT_DENY
+from fastcode.core.trust import guarded, ignored_line, is_trusted
 
 STEP_KINDS = ("plan", "act", "edit", "verify", "summarize", "escalate")
 
@@ -179,6 +181,13 @@ class LocalSection(_Section):
     _duration = field_validator("keep_alive", mode="before")(_seconds)
 
 
+class SecuritySection(_Section):
+    env_deny: list[str] = list(DEFAULT_DENY)
+    """Environment variables (shell-style patterns, any case) that commands and test runs do not inherit; every
+    model profile's `api_key_env` is always withheld too. Values of withheld variables that still show up in a
+    command's output are masked before the model, the trace or stdout see them."""
+
+
 class Settings(BaseSettings):
     """The merged configuration. Build it with `load_settings`, not directly."""
 
@@ -189,6 +198,7 @@ class Settings(BaseSettings):
     agent: AgentSection = AgentSection()
     context: ContextSection = ContextSection()
     local: LocalSection = LocalSection()
+    security: SecuritySection = SecuritySection()
 
     @classmethod
     def settings_customise_sources(
@@ -219,6 +229,8 @@ class Loaded(BaseModel):
 
     settings: Settings
     sources: dict[str, str]
+    ignored: str = ""
+    """One line naming the settings an untrusted repository file tried to set, or empty."""
 
     def source_of(self, dotted: str) -> str:
         return self.sources.get(dotted, "default")
@@ -275,15 +287,23 @@ class _Layers:
             _set(self.tree, dotted, value)
             self.sources[dotted] = source
 
-    def add_toml(self, path: Path, source: str) -> None:
+    def add_toml(self, path: Path, source: str, *, trusted: bool = True) -> list[str]:
+        """Add a TOML file; unless `trusted`, keys that send the API key or run a program are left out and
+        returned."""
         if not path.is_file():
-            return
+            return []
         try:
-            self.add(tomllib.loads(path.read_text(encoding="utf-8")), source)
+            data = _flatten(tomllib.loads(path.read_text(encoding="utf-8")))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        left_out = [] if trusted else [key for key in data if guarded(key)]
+        for dotted, value in data.items():
+            if dotted not in left_out:
+                _set(self.tree, dotted, value)
+                self.sources[dotted] = source
+        return left_out
 
 
 def _environment_layer() -> dict[str, Any]:
@@ -314,15 +334,20 @@ def load_settings(
     overrides: list[str] = (),  # type: ignore[assignment]
     flags: dict[str, Any] | None = None,
     user_config: Path | None = None,
+    trusted: bool | None = None,
 ) -> Loaded:
-    """Merge every layer and validate; raise ConfigError with one line naming the key and its source."""
+    """Merge every layer and validate; raise ConfigError with one line naming the key and its source. The
+    repository's file sets guarded keys only when `trusted` (None: the user's trust list or FASTCODE_TRUST)."""
     layers = _Layers()
     layers.add_toml(data_dir("config") / "default.toml", "default")
     user = user_config or user_config_path()
     layers.add_toml(user, str(user))
+    ignored = ""
     if repo_root is not None:
         repo_file = repo_root / ".fastcode.toml"
-        layers.add_toml(repo_file, str(repo_file))
+        trust = is_trusted(repo_root) if trusted is None else trusted
+        if left_out := layers.add_toml(repo_file, str(repo_file), trusted=trust):
+            ignored = ignored_line(repo_file, left_out)
     layers.add(_environment_layer(), "environment")
     layers.add({k: v for k, v in (flags or {}).items() if v is not None and "." not in k}, "command line")
     for dotted, value in (flags or {}).items():
@@ -337,7 +362,7 @@ def load_settings(
         settings = Settings.model_validate(layers.tree)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, layers.sources)) from None
-    return Loaded(settings=settings, sources=layers.sources)
+    return Loaded(settings=settings, sources=layers.sources, ignored=ignored)
 
 
 def _nested(dotted: str, value: Any) -> dict[str, Any]:

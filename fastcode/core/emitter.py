@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from fastcode.core.events import Event
+from fastcode.core.safe_text import clean_value
 
 E = TypeVar("E", bound=Event)
 
@@ -25,7 +26,12 @@ class Emitter:
     def __call__(self, cls: type[E], **fields: Any) -> E:
         self._seq += 1
         event = cls(run_id=self.run_id, seq=self._seq, t=time.perf_counter(), **fields)
-        self._trace.write(event.model_dump_json() + "\n")
+        try:
+            line = event.model_dump_json()
+        except ValueError:  # lone surrogates from a model or a file name: no UTF-8 writer takes them
+            event = cls(run_id=self.run_id, seq=self._seq, t=event.t, **clean_value(fields))
+            line = event.model_dump_json()
+        self._trace.write(line + "\n")
         self._trace.flush()
         self.queue.put_nowait(event)
         return event

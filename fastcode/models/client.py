@@ -19,7 +19,8 @@ from urllib.parse import urlparse
 
 from fastcode.core.config import ModelProfile
 from fastcode.core.events import ToolCallSpec
-from fastcode.models.wire import TokenCounts, clean, is_loopback, merge_token_counts
+from fastcode.core.safe_text import clean
+from fastcode.models.wire import TokenCounts, is_loopback, merge_token_counts
 
 NO_KEY = "sk-no-key-required"
 

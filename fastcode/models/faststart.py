@@ -79,19 +79,23 @@ def _light_config(argv: list[str]) -> dict[str, Any]:
     """The layers that decide the plan endpoint, read without pydantic (validation happens later, for real)."""
     from fastcode.core.paths import find_repo_root
     from fastcode.core.resources import data_dir, user_config_path
+    from fastcode.core.trust import is_trusted
 
-    repo = Path(_flag(argv, "--repo") or ".")
+    root = find_repo_root(Path(_flag(argv, "--repo") or "."))
+    repo_trusted = "--trust" in argv or is_trusted(root)
     layers = [
-        data_dir("config") / "default.toml",
-        user_config_path(),
-        find_repo_root(repo) / ".fastcode.toml",
+        (data_dir("config") / "default.toml", True),
+        (user_config_path(), True),
+        (root / ".fastcode.toml", repo_trusted),
     ]
     merged: dict[str, Any] = {}
-    for path in layers:
+    for path, trusted in layers:
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError):
             continue
+        if not trusted:  # an untrusted repository may not name the endpoint the key is sent to
+            data.pop("models", None)
         for section, values in data.items():
             if isinstance(values, dict):
                 target = merged.setdefault(section, {})

@@ -44,10 +44,3 @@ def merge_token_counts(counts: TokenCounts, usage: dict[str, Any] | None, extra:
         completion = usage.get("completion_tokens") or completion
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or cached
     return TokenCounts(int(prompt), int(cached), int(completion))
-
-
-def clean(text: str) -> str:
-    """`text` with lone surrogates (a model can stream them; no UTF-8 writer accepts them) replaced by U+FFFD."""
-    if not any("\ud800" <= char <= "\udfff" for char in text):
-        return text
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import os
 from collections import OrderedDict
 from contextlib import suppress
 from pathlib import Path
 
+from fastcode.core.secrets import child_environ
 from fastcode.testrunner.client import RunnerError, Stale, WarmRunner
 from fastcode.testrunner.command import Invocation
 from fastcode.tools.shell import CommandResult
@@ -35,7 +35,7 @@ keep_alive: dict[Path, float] = {}
 
 def _key(invocation: Invocation, root: Path, keep_s: float) -> _Key:
     # A runner inherits the environment it was started in: a changed one (PYTHONPATH, PYTEST_*) needs another.
-    environment = hashlib.sha256(repr(sorted(os.environ.items())).encode()).hexdigest()
+    environment = hashlib.sha256(repr(sorted(child_environ().items())).encode()).hexdigest()
     return invocation.python, str(root), environment, keep_s > 0
 
 

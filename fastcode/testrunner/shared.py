@@ -17,6 +17,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+from fastcode.core.secrets import child_environ
 from fastcode.testrunner.common import SERVER, RunnerError
 
 VOLATILE = frozenset({"PYTEST_CURRENT_TEST"})
@@ -36,7 +37,7 @@ def runner_key(python: tuple[str, ...], root: Path) -> str:
     """The key of the runner for this interpreter in this environment (and root, when the environment is relative)."""
     relative = any(p and not os.path.isabs(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep))
     where = str(root) if relative or any(not os.path.isabs(p) for p in python) else ""
-    environment = sorted((k, v) for k, v in os.environ.items() if k not in VOLATILE)
+    environment = sorted((k, v) for k, v in child_environ().items() if k not in VOLATILE)
     text = repr((python, where, environment))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -79,7 +80,7 @@ def connect_or_start(
                     [*python, str(SERVER), "--listen", str(listener.fileno()), str(path), str(state), f"{idle_s:g}",
                      key],
                     cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    pass_fds=(listener.fileno(),), start_new_session=True,
+                    pass_fds=(listener.fileno(),), start_new_session=True, env=child_environ(),
                 )  # fmt: skip
         except OSError as exc:
             path.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from fastcode.models.wire import clean
+from fastcode.core.safe_text import clean
 
 _OPENING = re.compile(r'^\s*\{\s*"thought"\s*:\s*"')
 _ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{4}|[^u])")

@@ -26,9 +26,14 @@ def tool_schemas() -> list[dict[str, Any]]:
 
 
 async def execute(name: str, raw_arguments: str, ctx: ToolContext) -> ToolResult:
-    """Run one tool call. Unknown tools, bad JSON, invalid arguments and OS errors all raise ToolError."""
+    """Run one tool call. Unknown tools, bad JSON, invalid arguments and any failure inside the tool (an OS error,
+    a path the file system cannot encode, a symlink loop) raise ToolError: the model reads it, the run goes on."""
     cls, args = parse_arguments(name, raw_arguments)
     try:
         return await cls().run(args, ctx)
+    except ToolError:
+        raise
     except OSError as exc:
         raise ToolError(f"{name} failed: {exc}") from exc
+    except Exception as exc:  # whatever the model sent must not end the run
+        raise ToolError(f"{name} failed: {type(exc).__name__}: {exc}") from exc

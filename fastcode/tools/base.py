@@ -107,6 +107,19 @@ def resolve_in_repo(root: Path, path: str) -> Path:
     return resolved
 
 
+PROTECTED_DIRS = frozenset({".git", ".fastcode"})
+"""Git's metadata (a hook or `core.fsmonitor` there runs commands) and fastcode's own checkpoints and traces."""
+
+
+def writable_in_repo(root: Path, path: str) -> Path:
+    """`resolve_in_repo` for a write: also refuses anything under `.git/` or `.fastcode/`, whatever the case."""
+    target = resolve_in_repo(root, path)
+    parts = target.relative_to(root.resolve()).parts
+    if any(part.lower() in PROTECTED_DIRS for part in parts):
+        raise ToolError(f"{path!r} is inside .git/ or .fastcode/, which the file tools never write")
+    return target
+
+
 def relative(root: Path, path: Path) -> str:
     """A path as the model should see it: relative to the repo root, with forward slashes."""
     try:

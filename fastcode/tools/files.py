@@ -25,6 +25,7 @@ from fastcode.tools.base import (
     register,
     relative,
     resolve_in_repo,
+    writable_in_repo,
 )
 from fastcode.tools.edit_match import forgiving
 
@@ -37,9 +38,9 @@ _BOM = b"\xef\xbb\xbf"
 # ---- shared helpers
 
 
-def require_file(ctx: ToolContext, path: str) -> Path:
+def require_file(ctx: ToolContext, path: str, *, write: bool = False) -> Path:
     """Resolve `path` to an existing regular file in the repo, or raise a ToolError saying what is wrong."""
-    target = resolve_in_repo(ctx.root, path)
+    target = (writable_in_repo if write else resolve_in_repo)(ctx.root, path)
     if target.is_dir():
         raise ToolError(f"{path} is a directory, not a file; use search, or run `ls {path}` to list it")
     if not target.exists():
@@ -186,7 +187,7 @@ class WriteFile:
     read_only: ClassVar[bool] = False
 
     async def run(self, args: WriteFileArgs, ctx: ToolContext) -> ToolResult:
-        target = resolve_in_repo(ctx.root, args.path)
+        target = writable_in_repo(ctx.root, args.path)
         if target.is_dir():
             raise ToolError(f"{args.path} is a directory; give a file path")
         shown = relative(ctx.root, target)
@@ -234,7 +235,7 @@ class EditFile:
             raise ToolError("old is empty; to create a file or replace all of it use write_file")
         if args.old == args.new:
             raise ToolError("old and new are identical; nothing to change")
-        target = require_file(ctx, args.path)
+        target = require_file(ctx, args.path, write=True)
         shown = relative(ctx.root, target)
         data = target.read_bytes()
         check_text(data, shown)

@@ -1,7 +1,8 @@
 """The run tool: a shell command in the repo root, with a timeout that kills its whole process group.
 
-Owns process lifetime (own session; SIGTERM then SIGKILL to the group on timeout or cancellation) and bounded
-output: only the last `max_output_chars` bytes of combined stdout/stderr are ever held in memory.
+Owns process lifetime (own session; SIGTERM then SIGKILL to the group on timeout or cancellation; a watchdog that
+kills the group when fastcode itself dies, SIGKILL included) and bounded output: only the last `max_output_chars`
+bytes of combined stdout/stderr are ever held in memory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from fastcode.core.secrets import child_environ
 from fastcode.tools.base import ToolArgs, ToolContext, ToolResult, register
 
 _TERM_GRACE_S = 2.0
@@ -75,6 +77,37 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+class _Watchdog:
+    """Kills a command's process group if fastcode dies while it runs, however it dies.
+
+    A tiny `sh` in its own session blocks reading a pipe whose only write end fastcode holds. A kill of fastcode
+    (SIGKILL too) closes that end: `read` sees end-of-file and the group is killed. When the command ends
+    normally, fastcode writes `done` first and the watchdog exits without killing. (Linux's parent-death signal
+    would reach only the shell itself, not the commands and test processes it started.)
+    """
+
+    def __init__(self, pgid: int) -> None:
+        read_end, self.write_end = os.pipe()  # not inheritable: no other child holds the write end
+        script = f'read line; [ "$line" = done ] || kill -9 -{pgid} 2>/dev/null'
+        try:
+            self.proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                ["/bin/sh", "-c", script], stdin=read_end, start_new_session=True, env={"PATH": os.defpath}
+            )
+        except OSError:
+            self.proc = None
+        finally:
+            os.close(read_end)
+
+    def release(self) -> None:
+        """The command is over: let the watchdog go without killing."""
+        with suppress(OSError):
+            os.write(self.write_end, b"done\n")
+        os.close(self.write_end)
+        if self.proc is not None:
+            with suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=1)
+
+
 async def _kill_group(pgid: int, exited: asyncio.Future[None]) -> None:
     """SIGTERM the command's process group, then SIGKILL whatever is left."""
     _signal_group(pgid, signal.SIGTERM)
@@ -120,9 +153,10 @@ async def execute_command(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env={**os.environ, **(env or {})},
+        env=child_environ(env),
     )
     pgid = transport.get_pid()
+    watchdog = _Watchdog(pgid)
     timed_out = leftovers = False
     try:
         await asyncio.wait({collector.exited}, timeout=timeout_s)
@@ -140,6 +174,7 @@ async def execute_command(
         raise
     finally:
         transport.close()
+        watchdog.release()
     exit_code = None if timed_out else transport.get_returncode()
     return CommandResult(exit_code, tail.text(), tail.dropped, leftovers)
 
