@@ -38,6 +38,7 @@ from fastcode.core.events import (
     ModelCallFinished,
     ModelCallStarted,
     PlanProposed,
+    Retrying,
     RunFinished,
     RunStarted,
     StepFinished,
@@ -411,7 +412,8 @@ class Session:
     ) -> Reply:
         name, profile = self.settings.profile(kind)
         client = self.clients.get(name) or self.clients.setdefault(
-            name, ChatClient(profile, max_retries=self.settings.agent.max_retries, cache_key=self.cache_key)
+            name,
+            ChatClient(profile, max_retries=self.settings.agent.max_retries, cache_key=self.cache_key, name=name),
         )
         mode = self._mode(profile)
         tools, extra = mode.request(self.tools, only, paths, one_call)
@@ -434,12 +436,16 @@ class Session:
             if text:
                 emit(TextDelta, call_id=call_id, text=text, kind=k)
 
+        retries = iter(range(1, 1_000))
+        prompt_chars = sum(len(str(m.get("content") or "")) for m in self.messages) + len(str(tools))
         result = await client.stream(
             self.messages,
             tools,
             on_first_token=lambda ms: emit(FirstToken, call_id=call_id, ttft_ms=ms),
             on_text=on_text,
             on_call_ready=early.ready if early else None,
+            on_retry=lambda wait, why: emit(Retrying, call_id=call_id, attempt=next(retries), wait_s=wait, reason=why),
+            prefill_s=self.budget.prefill_seconds(prompt_chars),
             **extra,
         )
         parsed = mode.parse(result.content, result.tool_calls, self.known_tools, call_id)

@@ -99,6 +99,10 @@ class ContextBudget:
             return remembered, "previous run"
         return DEFAULT_RATE, "assumed"
 
+    def prefill_seconds(self, chars: int) -> float:
+        """How long a prompt of `chars` characters takes to prefill at the measured rate, none of it cached."""
+        return chars / CHARS_PER_TOKEN / max(self.prefill_rate()[0], 1.0)
+
     def tokens(self) -> int:
         return int(self.prefill_rate()[0] * self.settings.first_call_s)
 

@@ -54,8 +54,17 @@ class ModelProfile(_Section):
     """Cap on completion tokens per call; None leaves it to the server."""
     temperature: float | None = None
     """Sampling temperature; None leaves it to the server."""
-    request_timeout_s: float = Field(default=120.0, gt=0)
-    """Seconds one model call may take before it counts as failed."""
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    """Seconds to open the connection to the endpoint."""
+    first_token_timeout_s: float = Field(default=45.0, gt=0)
+    """Seconds to wait for the first token of an answer, on top of the time the prompt's prefill takes at the
+    endpoint's measured rate (a slow local model is not a hung endpoint). Not retried: a hung endpoint fails once."""
+    idle_timeout_s: float = Field(default=30.0, gt=0)
+    """Seconds the stream may go without a chunk once tokens flow (keep-alive comments do not count)."""
+    request_timeout_s: float = Field(default=300.0, gt=0)
+    """Seconds one whole model call may take, decode included, before it counts as failed."""
+    retry_after_max_s: float = Field(default=60.0, ge=0)
+    """The longest `Retry-After` (429, 503) honoured; an endpoint asking for longer fails at once, saying so."""
     tool_mode: Literal["auto", "native", "constrained", "text"] = "auto"
     """How tool calls are asked for: native (the endpoint's tool calling), constrained (a JSON schema the server
     enforces), text (parsed from the reply); auto: constrained on llama.cpp / vLLM endpoints, native elsewhere."""

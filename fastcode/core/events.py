@@ -282,6 +282,17 @@ class RunFinished(Event):
     """The candidate the tests chose (its index), when a search found one."""
 
 
+class Retrying(Event):
+    """A model call failed in a way worth retrying (connection, 429, 5xx); it is sent again after `wait_s`."""
+
+    type: Literal["retrying"] = "retrying"
+    call_id: str
+    attempt: int
+    wait_s: float
+    reason: str
+    """What failed, and the server's Retry-After when it sent one."""
+
+
 class ErrorEvent(Event):
     type: Literal["error"] = "error"
     kind: str
@@ -311,6 +322,7 @@ AnyEvent = Annotated[
     | AttemptRejected
     | StepFinished
     | RunFinished
+    | Retrying
     | ErrorEvent,
     Field(discriminator="type"),
 ]

@@ -23,6 +23,7 @@ from fastcode.core.events import (
     ModelCallFinished,
     PhaseFinished,
     PlanProposed,
+    Retrying,
     RunFinished,
     RunStarted,
     SearchFinished,
@@ -82,6 +83,8 @@ class HumanPrinter:
                 won = f"candidate {event.winner} won" if event.winner else "no candidate passed"
                 self._line(f"  search: {won} · {event.drawn} drawn, {event.distinct} distinct · {event.draw} "
                            f"({event.draw_reason}) · {event.ms / 1000:.1f} s")  # fmt: skip
+            case Retrying():
+                self._line(f"  retry {event.attempt} in {event.wait_s:.1f} s ({event.reason})")
             case Escalated():
                 self._line(f"  escalating to route {event.route}: {event.reason}")
             case StepFinished():

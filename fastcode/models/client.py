@@ -2,17 +2,22 @@
 
 Records TTFT (the first chunk carrying content, reasoning or a tool-call delta — not the role-only first chunk),
 decode time, prompt / cached / completion tokens (from `usage.prompt_tokens_details`, llama.cpp's `timings` or
-Groq's `x_groq.usage`), retries connection errors, 429 and 5xx with backoff, and turns every other failure into an
-`EndpointError` with one plain line. `openai` is imported on first use, never at module import.
+Groq's `x_groq.usage`), retries connection errors, 429 and 5xx with backoff (honouring `Retry-After` up to
+`retry_after_max_s`), and turns every other failure into an `EndpointError` with one plain line: an answer that is
+not an OpenAI chat completion (HTML from a proxy, garbage, another protocol), an `error` event in the stream, and
+the four deadlines — connect, first token (on top of the prompt's expected prefill), idle stream, whole request —
+each named by its setting. A non-streamed JSON completion is accepted. `openai` is imported on first use, never at
+module import.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -23,6 +28,14 @@ from fastcode.core.safe_text import clean
 from fastcode.models.wire import TokenCounts, is_loopback, merge_token_counts
 
 NO_KEY = "sk-no-key-required"
+
+
+class Deadline(Exception):
+    """A deadline of one call passed: which setting, after how many seconds."""
+
+    def __init__(self, setting: str, seconds: float) -> None:
+        super().__init__(setting)
+        self.setting, self.seconds = setting, seconds
 
 
 class EndpointError(Exception):
@@ -83,8 +96,10 @@ def api_key(profile: ModelProfile) -> str:
 class ChatClient:
     """Streams chat completions from one model profile."""
 
-    def __init__(self, profile: ModelProfile, *, max_retries: int = 4, cache_key: str = "fastcode") -> None:
-        self.profile = profile
+    def __init__(
+        self, profile: ModelProfile, *, max_retries: int = 4, cache_key: str = "fastcode", name: str = "default"
+    ) -> None:
+        self.profile, self.name = profile, name
         self.max_retries = max_retries
         self.cache_key = cache_key
         self._client: Any = None
@@ -97,7 +112,7 @@ class ChatClient:
                 base_url=self.profile.base_url,
                 api_key=api_key(self.profile),
                 max_retries=0,
-                timeout=self.profile.request_timeout_s,
+                timeout=openai.Timeout(self.profile.request_timeout_s, connect=self.profile.connect_timeout_s),
             )
         return self._client
 
@@ -127,9 +142,13 @@ class ChatClient:
         on_first_token: Callable[[float], None] | None = None,
         on_text: Callable[[str, str], None] | None = None,
         on_call_ready: Callable[[ToolCallSpec], None] | None = None,
+        on_retry: Callable[[float, str], None] | None = None,
+        prefill_s: float = 0.0,
         **extra: Any,
     ) -> CallResult:
-        """Run one call, retrying transient failures that happen before any token arrived."""
+        """Run one call, retrying transient failures that happen before any token arrived. `prefill_s`: how long the
+        prompt's prefill should take at the endpoint's measured rate (added to the first-token deadline);
+        `on_retry(wait_s, reason)` is told before each wait."""
         import openai
 
         body = self.request_body(messages, tools, **extra)
@@ -137,23 +156,167 @@ class ChatClient:
         known |= {"temperature", "prompt_cache_key", "n", "seed"}
         kwargs = {k: v for k, v in body.items() if k in known}
         extra_body = {k: v for k, v in body.items() if k not in known}
-        client = self._openai()
         attempt = 0
         while True:
-            started = time.perf_counter()
             result = CallResult()
             try:
-                response = await client.chat.completions.create(**kwargs, extra_body=extra_body or None)
-                await self._consume(response, result, started, on_first_token, on_text, on_call_ready)
+                await self._attempt(kwargs, extra_body, result, prefill_s, on_first_token, on_text, on_call_ready)
                 return result
+            except Deadline as exc:
+                raise self._deadline(exc) from None
             except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as exc:
+                if not_http := await _not_http(exc, self.profile.base_url):
+                    raise EndpointError(
+                        "protocol",
+                        f"{self.profile.base_url} does not look like an OpenAI-compatible endpoint: {not_http}",
+                    ) from None
                 if result.ttft_ms is not None or attempt >= self.max_retries:
                     raise self._describe(exc, attempt) from None
+                wait, reason = self._wait(exc, attempt)
             except openai.APIStatusError as exc:
                 if exc.status_code < 500 or attempt >= self.max_retries:
                     raise self._describe(exc, attempt) from None
+                wait, reason = self._wait(exc, attempt)
+            except openai.APIError as exc:  # an `error` event inside the stream
+                raise EndpointError(
+                    "server", f"endpoint {self.profile.base_url} sent an error in the stream: {_server_message(exc)}"
+                ) from None
             attempt += 1
-            await asyncio.sleep(min(0.25 * 2**attempt, 8.0))
+            if on_retry:
+                on_retry(wait, reason)
+            await asyncio.sleep(wait)
+
+    async def _attempt(
+        self,
+        kwargs: dict[str, Any],
+        extra_body: dict[str, Any],
+        result: CallResult,
+        prefill_s: float,
+        on_first_token: Callable[[float], None] | None,
+        on_text: Callable[[str, str], None] | None,
+        on_call_ready: Callable[[ToolCallSpec], None] | None,
+    ) -> None:
+        """One request under its deadlines: first token (plus prefill), then idle between chunks, and the whole."""
+        loop, started = asyncio.get_running_loop(), time.perf_counter()
+        first_s = self.profile.first_token_timeout_s + max(prefill_s, 0.0)
+        whole = loop.time() + self.profile.request_timeout_s
+        first_at = loop.time() + first_s
+        response: Any = None
+
+        def deadline() -> tuple[float, Deadline]:
+            if result.ttft_ms is None and first_at < whole:
+                return first_at, Deadline("first_token_timeout_s", first_s)
+            idle = loop.time() + self.profile.idle_timeout_s
+            if result.ttft_ms is not None and idle < whole:
+                return idle, Deadline("idle_timeout_s", self.profile.idle_timeout_s)
+            return whole, Deadline("request_timeout_s", self.profile.request_timeout_s)
+
+        when, missed = deadline()
+        try:
+            async with asyncio.timeout_at(when) as timer:
+
+                def tick() -> None:
+                    nonlocal missed
+                    when, missed = deadline()
+                    timer.reschedule(when)
+
+                response = await self._openai().chat.completions.create(**kwargs, extra_body=extra_body or None)
+                if await self._not_a_stream(response, result, started, on_first_token, on_text):
+                    return
+                await self._consume(response, result, started, on_first_token, on_text, on_call_ready, tick)
+        except TimeoutError:
+            raise missed from None
+        finally:
+            if response is not None:
+                with contextlib.suppress(Exception):
+                    await response.close()
+
+    async def _not_a_stream(
+        self,
+        response: Any,
+        result: CallResult,
+        started: float,
+        on_first_token: Callable[[float], None] | None,
+        on_text: Callable[[str, str], None] | None,
+    ) -> bool:
+        """A 200 that is not an event stream: a plain JSON completion is taken (True); anything else (HTML from a
+        captive portal or proxy, text) is an EndpointError naming the content type and the first bytes."""
+        http = getattr(response, "response", None)
+        ctype = (http.headers.get("content-type", "") if http is not None else "").lower()
+        if not ctype or "text/event-stream" in ctype:
+            return False
+        head = b""
+        async for piece in http.aiter_bytes():
+            head += piece
+            if len(head) > _MAX_JSON_BODY:
+                break
+        data: Any = None
+        if "json" in ctype:
+            with contextlib.suppress(ValueError, RecursionError):
+                data = json.loads(head)
+        if isinstance(data, dict) and isinstance(data.get("choices"), list):
+            _from_completion(data, result, started, on_first_token, on_text)
+            return True
+        if isinstance(data, dict) and data.get("error"):
+            message = data["error"].get("message") if isinstance(data["error"], dict) else data["error"]
+            raise EndpointError("server", f"endpoint {self.profile.base_url} answered with an error: {message}")
+        shown = head[:80].decode("utf-8", "replace").replace("\n", " ")
+        raise EndpointError(
+            "protocol",
+            f"endpoint {self.profile.base_url} answered {ctype.split(';')[0]}, not an OpenAI chat completion "
+            f"stream (it begins {shown!r}); is the URL right, or is a proxy or login page in the way?",
+        )
+
+    def _wait(self, exc: Exception, attempt: int) -> tuple[float, str]:
+        """How long to wait before retry `attempt + 1`, and why: the server's Retry-After when it sends one (capped by
+        `retry_after_max_s`; longer fails at once), else exponential backoff."""
+        status = getattr(exc, "status_code", None)
+        reason = f"HTTP {status}" if status else type(exc).__name__
+        asked = _retry_after(exc)
+        if asked is None:
+            return min(0.25 * 2 ** (attempt + 1), 8.0), reason
+        cap = self.profile.retry_after_max_s
+        if asked > cap:
+            raise EndpointError(
+                "rate_limit",
+                f"endpoint {self.profile.base_url} answered {status} and asked to retry after {asked:g} s, more than "
+                f"models.{self.name}.retry_after_max_s ({cap:g} s)",
+            )
+        return asked, f"{reason}, Retry-After {asked:g} s"
+
+    async def _chunks(self, response: Any) -> AsyncIterator[Any]:
+        """The stream's chunks; anything that is not an OpenAI chunk (garbage, a JSON list, a broken event) is an
+        EndpointError instead of an exception from deep inside the decoder."""
+        iterator = response.__aiter__()
+        while True:
+            try:
+                chunk = await iterator.__anext__()
+            except StopAsyncIteration:
+                return
+            except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as exc:
+                raise self._garbled(str(exc) or type(exc).__name__) from None
+            if not hasattr(chunk, "choices") or not isinstance(chunk.choices or [], list):
+                raise self._garbled(f"a chunk without a choices list: {str(chunk)[:80]}")
+            yield chunk
+
+    def _garbled(self, detail: str) -> EndpointError:
+        return EndpointError(
+            "protocol",
+            f"endpoint {self.profile.base_url} did not speak the OpenAI streaming protocol "
+            f"({detail.splitlines()[0][:160] if detail.strip() else 'unreadable event'})",
+        )
+
+    def _deadline(self, missed: Deadline) -> EndpointError:
+        what = {
+            "first_token_timeout_s": "sent no token",
+            "idle_timeout_s": "stopped sending tokens: nothing",
+            "request_timeout_s": "did not finish the answer",
+        }[missed.setting]
+        return EndpointError(
+            "timeout",
+            f"endpoint {self.profile.base_url} {what} within {missed.seconds:g} s "
+            f"(raise models.{self.name}.{missed.setting} if it is just slow)",
+        )
 
     async def _consume(
         self,
@@ -163,12 +326,13 @@ class ChatClient:
         on_first_token: Callable[[float], None] | None,
         on_text: Callable[[str, str], None] | None,
         on_call_ready: Callable[[ToolCallSpec], None] | None = None,
+        tick: Callable[[], None] = lambda: None,
     ) -> None:
         calls: dict[int, dict[str, str]] = {}
         reported: set[int] = set()
         first: float | None = None
         others: dict[int, tuple[CallResult, dict[int, dict[str, str]]]] = {}
-        async for chunk in response:
+        async for chunk in self._chunks(response):
             _read_usage(chunk, result)
             for choice in chunk.choices or ():
                 delta = choice.delta
@@ -205,6 +369,7 @@ class ChatClient:
                                 id=slot["id"] or f"call_{tc.index}", name=slot["name"], arguments=slot["arguments"]
                             )
                         )
+            tick()
         end = time.perf_counter()
         result.total_ms = round((end - started) * 1000, 2)
         result.decode_ms = round((end - first) * 1000, 2) if first is not None else 0.0
@@ -238,6 +403,101 @@ class ChatClient:
         if isinstance(exc, openai.RateLimitError):
             return EndpointError("rate_limit", f"endpoint {url} kept rate-limiting (429){after}: {message}")
         return EndpointError("server", f"endpoint {url} answered {status}{after}: {message}")
+
+
+_MAX_JSON_BODY = 4_000_000
+"""Bytes of a non-streamed answer read at most (a JSON completion is far smaller; an endless page is not read)."""
+
+
+async def _not_http(exc: Exception, base_url: str) -> str:
+    """Why the peer is not an HTTP server at all (another service on the port), or "". The HTTP stack cannot tell
+    a banner followed by a hang-up from a server that hung up, so on a protocol error the port is asked once more,
+    by hand: an answer that does not begin with `HTTP/` is not HTTP; no answer is a hang-up, retried as usual."""
+    cause: BaseException | None = exc
+    while cause is not None and type(cause).__name__ != "RemoteProtocolError":
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return ""
+    head = await asyncio.to_thread(_probe, base_url)
+    if not head or head.startswith(b"HTTP/"):
+        return ""
+    return f"it answered {head[:40].decode('utf-8', 'replace').strip()!r} instead of HTTP"
+
+
+def _probe(base_url: str) -> bytes:
+    """The first bytes the endpoint's port sends back to a plain HTTP request ("" when none within 2 s)."""
+    import socket
+
+    url = urlparse(base_url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    if url.scheme == "https" or not url.hostname:
+        return b""  # TLS errors name themselves
+    try:
+        with socket.create_connection((url.hostname, port), timeout=2) as sock:
+            sock.sendall(f"GET / HTTP/1.0\r\nHost: {url.hostname}\r\n\r\n".encode())
+            return sock.recv(64)
+    except OSError:
+        return b""
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """The server's Retry-After in seconds (a number or an HTTP date), or None."""
+    response = getattr(exc, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+def _from_completion(
+    data: dict[str, Any],
+    result: CallResult,
+    started: float,
+    on_first_token: Callable[[float], None] | None,
+    on_text: Callable[[str, str], None] | None,
+) -> None:
+    """Fill `result` from a non-streamed chat completion (`choices[i].message`)."""
+    now = time.perf_counter()
+    result.ttft_ms = result.total_ms = round((now - started) * 1000, 2)
+    if on_first_token:
+        on_first_token(result.ttft_ms)
+    usage = data.get("usage")
+    counts = merge_token_counts(TokenCounts(), usage if isinstance(usage, dict) else None, data)
+    result.prompt_tokens, result.cached_tokens, result.completion_tokens = (
+        counts.prompt,
+        counts.cached,
+        counts.completion,
+    )
+    for i, choice in enumerate(data["choices"]):
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            continue
+        target = result if i == 0 else CallResult()
+        target.finish_reason = choice.get("finish_reason")
+        content = message.get("content")
+        target.content = clean(content) if isinstance(content, str) else ""
+        calls = message.get("tool_calls") if isinstance(message.get("tool_calls"), list) else []
+        for n, call in enumerate(calls):
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                arguments = function.get("arguments")
+                target.tool_calls.append(ToolCallSpec(
+                    id=str(call.get("id") or f"call_{n}"), name=clean(str(function.get("name") or "")),
+                    arguments=clean(arguments if isinstance(arguments, str) else json.dumps(arguments)),
+                ))  # fmt: skip
+        if i == 0 and on_text and target.content:
+            on_text(target.content, "content")
+        if i > 0:
+            result.more.append(target)
 
 
 def _server_message(exc: Exception) -> str:

@@ -7,6 +7,7 @@ being gathered. It never raises: failures come back as `WarmupResult(ok=False, e
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -87,7 +88,11 @@ def warmup_request(
                 body["messages"] = [*messages, {"role": "user", "content": ""}]
                 continue
             break
-        except (OSError, ValueError) as exc:  # URLError, timeouts, resets, a body that is not JSON
+        except (
+            OSError,
+            ValueError,
+            http.client.HTTPException,
+        ) as exc:  # URLError, timeouts, resets, not JSON, not HTTP
             error = _describe(exc)
             break
         payload = payload if isinstance(payload, dict) else {}
