@@ -45,3 +45,11 @@ def test_the_fix_search_rows_compare_search_with_the_first_answer() -> None:
     assert table["fix search: median s per resolved instance"] == ("18.5 s", True)
     worse = rows(summary | {"resolved": 2, "resolved_wall_s_median": None})
     assert [met for *_, met in worse][1:3] == [False, False]
+
+
+def test_big_inputs_bench_prints_a_row_per_case() -> None:
+    from fastcode.bench import big_inputs
+
+    rows = big_inputs.rows()
+    assert [r[0] for r in rows] == [label for label, _, _ in big_inputs.CASES]
+    assert all(" s, " in value and "MB peak" in value for _, value, _, _ in rows)

@@ -59,8 +59,8 @@ def test_an_html_page_with_status_200_fails_on_the_first_call(tmp_path, isolated
 
 
 def test_a_plain_json_completion_is_accepted(tmp_path, isolated_env) -> None:
-    message = {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "finish", "arguments": '{"summary": "all good"}'}}]}  # fmt: skip
+    call = {"id": "c1", "type": "function", "function": {"name": "finish", "arguments": '{"summary": "all good"}'}}
+    message = {"role": "assistant", "content": None, "tool_calls": [call]}
     body = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
             "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}  # fmt: skip

@@ -225,9 +225,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (medians are printed)")
     parser.add_argument(
         "--only",
-        choices=("agent", "tests", "search", "local", "fix-search"),
+        choices=("agent", "tests", "search", "local", "fix-search", "big-inputs"),
         action="append",
-        help="just these figures (fix-search: the bundled suite on the embedded model, ~20 min; not by default)",
+        help="just these figures (fix-search: the bundled suite on the embedded model, ~20 min; big-inputs: the "
+        "tools on an 8 MB and a 100 MB file; neither by default)",
     )
     args = parser.parse_args(argv)
     if shutil.which("git") is None:
@@ -248,5 +249,9 @@ def main(argv: list[str]) -> int:
         from fastcode.bench import fix_search
 
         rows += fix_search.rows(fix_search.run_suite())
+    if "big-inputs" in wanted:
+        from fastcode.bench import big_inputs
+
+        rows += big_inputs.rows()
     print_table(rows)
     return 0

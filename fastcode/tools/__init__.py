@@ -8,6 +8,7 @@ May import: `fastcode.core`.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastcode.tools import files, finish, outline, search, shell  # noqa: F401  (importing registers the tools)
@@ -30,6 +31,8 @@ async def execute(name: str, raw_arguments: str, ctx: ToolContext) -> ToolResult
     a path the file system cannot encode, a symlink loop) raise ToolError: the model reads it, the run goes on."""
     cls, args = parse_arguments(name, raw_arguments)
     try:
+        if getattr(cls, "blocking", False):  # file work: in a thread, so a big file never freezes the event loop
+            return await asyncio.to_thread(_run_blocking, cls, args, ctx)
         return await cls().run(args, ctx)
     except ToolError:
         raise
@@ -37,3 +40,14 @@ async def execute(name: str, raw_arguments: str, ctx: ToolContext) -> ToolResult
         raise ToolError(f"{name} failed: {exc}") from exc
     except Exception as exc:  # whatever the model sent must not end the run
         raise ToolError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _run_blocking(cls: type, args: Any, ctx: ToolContext) -> ToolResult:
+    """Drive a blocking tool's `run` (a coroutine that never awaits) to its result, in the calling thread."""
+    coroutine = cls().run(args, ctx)
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError(f"{cls.name}.run awaited; a tool marked blocking must not")

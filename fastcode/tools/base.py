@@ -47,6 +47,7 @@ class Tool(Protocol):
     description: ClassVar[str]
     Args: ClassVar[type[ToolArgs]]
     read_only: ClassVar[bool]
+    # Optional `blocking: ClassVar[bool]`: `run` does blocking file work and never awaits; it runs in a thread.
 
     async def run(self, args: Any, ctx: ToolContext) -> ToolResult: ...
 

@@ -38,19 +38,28 @@ def _indent(line: str) -> str:
     return line[: len(line) - len(line.lstrip())]
 
 
-def _hits(lines: list[str], wanted: list[str]) -> list[int]:
-    return [
-        i
-        for i in range(len(lines) - len(wanted) + 1)
-        if all(lines[i + k].strip() == wanted[k] for k in range(len(wanted)))
-    ]
+LOOSE_MAX_CHARS = 2_000_000
+"""Line-by-line matching is skipped in bigger files: a pass over millions of lines costs seconds."""
+
+
+def _hits(lines: list[str], wanted: list[str], enough: int = 2) -> list[int]:
+    """Where `wanted` starts in `lines` (compared stripped), at most `enough` of them: only lines equal to its
+    first line are looked at further, so a huge file costs one pass."""
+    hits: list[int] = []
+    first, last = wanted[0], len(lines) - len(wanted)
+    for i, line in enumerate(lines):
+        if i > last or len(hits) >= enough:
+            break
+        if line.strip() == first and all(lines[i + k].strip() == wanted[k] for k in range(1, len(wanted))):
+            hits.append(i)
+    return hits
 
 
 def loose_match(text: str, old: str, new: str) -> tuple[str, str] | None:
     """(old, new) rewritten to the file's exact text when `old`'s lines occur exactly once in `text` up to
     indentation and trailing whitespace — and that exact text occurs once too; None otherwise."""
     wanted = [line.strip() for line in old.strip("\n").split("\n")]
-    if not any(wanted):
+    if not any(wanted) or len(text) > LOOSE_MAX_CHARS:
         return None
     lines = text.split("\n")
     hits = _hits(lines, wanted)

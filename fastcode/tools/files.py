@@ -30,6 +30,8 @@ from fastcode.tools.base import (
 from fastcode.tools.edit_match import forgiving
 
 MAX_LINES = 400
+_CLOSEST_LINES = 20_000
+_MAX_RATED_CHARS = 500
 MAX_LINE_CHARS = 2_000
 _BINARY_SNIFF = 8_192
 _BOM = b"\xef\xbb\xbf"
@@ -137,6 +139,7 @@ class ReadFile:
     )
     Args: ClassVar[type[ToolArgs]] = ReadFileArgs
     read_only: ClassVar[bool] = True
+    blocking: ClassVar[bool] = True
 
     async def run(self, args: ReadFileArgs, ctx: ToolContext) -> ToolResult:
         target = require_file(ctx, args.path)
@@ -185,6 +188,7 @@ class WriteFile:
     )
     Args: ClassVar[type[ToolArgs]] = WriteFileArgs
     read_only: ClassVar[bool] = False
+    blocking: ClassVar[bool] = True
 
     async def run(self, args: WriteFileArgs, ctx: ToolContext) -> ToolResult:
         target = writable_in_repo(ctx.root, args.path)
@@ -229,6 +233,7 @@ class EditFile:
     )
     Args: ClassVar[type[ToolArgs]] = EditFileArgs
     read_only: ClassVar[bool] = False
+    blocking: ClassVar[bool] = True
 
     async def run(self, args: EditFileArgs, ctx: ToolContext) -> ToolResult:
         if not args.old:
@@ -271,10 +276,13 @@ class EditFile:
         return ToolResult(output=f"{head}\n{_snippet(updated, first, new)}", changed_files=[shown])
 
 
-def _occurrence_lines(text: str, old: str) -> list[int]:
-    lines, at = [], text.find(old)
-    while at != -1:
-        lines.append(text.count("\n", 0, at) + 1)
+def _occurrence_lines(text: str, old: str, limit: int = 11) -> list[int]:
+    """The line numbers of the first `limit` occurrences (each newline counted once: linear in the text)."""
+    lines, at, line, counted = [], text.find(old), 1, 0
+    while at != -1 and len(lines) < limit:
+        line += text.count("\n", counted, at)
+        counted = at
+        lines.append(line)
         at = text.find(old, at + len(old))
     return lines
 
@@ -307,14 +315,21 @@ def _not_found(shown: str, text: str, old: str) -> str:
 
 
 def _closest_line(lines: list[str], wanted: str, cutoff: float = 0.6) -> int | None:
-    """Index of the line most like `wanted` (indentation ignored), rated as difflib.get_close_matches does."""
+    """Index of the line most like `wanted` (indentation ignored), rated as difflib.get_close_matches does. Each
+    distinct line is rated once, and only the first `_CLOSEST_LINES` of them: a huge file costs bounded time."""
     if not wanted:
         return None
     matcher = difflib.SequenceMatcher(autojunk=False)
     matcher.set_seq2(wanted)
-    best, best_ratio = None, cutoff
+    best, best_ratio, seen = None, cutoff, set()
     for index, line in enumerate(lines):
-        matcher.set_seq1(line.strip())
+        stripped = line.strip()[:_MAX_RATED_CHARS]
+        if stripped in seen:
+            continue
+        if len(seen) >= _CLOSEST_LINES:
+            break
+        seen.add(stripped)
+        matcher.set_seq1(stripped)
         if matcher.real_quick_ratio() <= best_ratio or matcher.quick_ratio() <= best_ratio:
             continue
         ratio = matcher.ratio()

@@ -13,6 +13,9 @@ from fastcode.tools.base import ToolArgs, ToolContext, ToolError, ToolResult, re
 from fastcode.tools.files import check_text, require_file
 from fastcode.tools.symbols import Definition, definitions, language_for
 
+MAX_OUTLINE_BYTES = 2_000_000
+"""Larger files take tree-sitter seconds and a gigabyte: search them instead."""
+
 
 class OutlineArgs(ToolArgs):
     path: str = Field(description="Source file, relative to the repository root.")
@@ -27,6 +30,7 @@ class Outline:
     )
     Args: ClassVar[type[ToolArgs]] = OutlineArgs
     read_only: ClassVar[bool] = True
+    blocking: ClassVar[bool] = True
 
     async def run(self, args: OutlineArgs, ctx: ToolContext) -> ToolResult:
         target = require_file(ctx, args.path)
@@ -34,6 +38,8 @@ class Outline:
         language = language_for(target)
         if language is None:
             raise ToolError(f"outline does not know the language of {shown}; use read_file or search instead")
+        if (size := target.stat().st_size) > MAX_OUTLINE_BYTES:
+            raise ToolError(f"{shown} is {size / 1e6:.1f} MB, too large to outline; use search or read_file ranges")
         source = target.read_bytes()
         check_text(source, shown)
         found = definitions(target, source)

@@ -1,15 +1,15 @@
 """The search tool: ripgrep over the repo, honouring .gitignore, matches as `path:line: text`.
 
 The command line is built with `ripgrepy`; this module runs it itself (in a thread, so searches overlap) and
-streams rg's JSON output, stopping rg as soon as `max_results` is exceeded: memory stays bounded on huge
-repos, and the matches rg found are kept even when it also reports an unreadable file.
+streams rg's output (`path NUL line:text`), stopping rg as soon as `max_results` is exceeded: memory stays bounded
+on huge repos, and the matches rg found are kept even when it also reports an unreadable file. rg cuts long lines
+itself (`--max-columns`), so a minified 100 MB line costs milliseconds, not gigabytes (rg's JSON output ignores
+that limit, which is why it is not used).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import shutil
 import subprocess
 import sys
@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -32,6 +32,8 @@ from fastcode.tools.base import (
 )
 
 MAX_MATCH_CHARS = 300
+_MAX_COLUMNS = 400
+"""Bytes of a matching line rg prints; the rest is replaced by rg's own "[... omitted end of long line]"."""
 
 
 @cache
@@ -57,17 +59,23 @@ class _Scan:
 def _command(pattern: str, target: Path, glob: str | None) -> list[str]:
     from ripgrepy import Ripgrepy
 
-    rg = Ripgrepy(pattern, str(target), rg_path=rg_binary()).json().no_config().sort("path")
+    rg = Ripgrepy(pattern, str(target), rg_path=rg_binary()).no_config().sort("path")
     if glob:
         rg.glob(glob)
+    output = ["--no-heading", "--with-filename", "--line-number", "--null", "--color", "never",
+              "--max-columns", str(_MAX_COLUMNS), "--max-columns-preview"]  # fmt: skip
     # The pattern via --regexp (it may start with "-"); .gitignore honoured even outside a git checkout.
-    return [*rg.command, "--no-require-git", "--regexp", pattern, "--", str(target)]
+    return [*rg.command, *output, "--no-require-git", "--regexp", pattern, "--", str(target)]
 
 
-def _text(value: dict[str, Any]) -> str:
-    if "text" in value:
-        return str(value["text"])
-    return base64.b64decode(value.get("bytes", "")).decode("utf-8", errors="replace")
+def _match(raw: bytes) -> tuple[str, int, str] | None:
+    """One output line, `path NUL line:text`, as (path, line number, text)."""
+    path, sep, rest = raw.partition(b"\0")
+    number, colon, text = rest.partition(b":")
+    if not (sep and colon and number.isdigit()):
+        return None
+    decode = lambda b: b.decode("utf-8", errors="replace")  # noqa: E731
+    return decode(path), int(number), decode(text)
 
 
 def _scan(command: list[str], root: Path, limit: int) -> _Scan:
@@ -78,14 +86,13 @@ def _scan(command: list[str], root: Path, limit: int) -> _Scan:
         assert proc.stdout is not None
         try:
             for raw in proc.stdout:
-                message = json.loads(raw)
-                if message.get("type") != "match":
+                match = _match(raw)
+                if match is None:
                     continue
                 if len(scan.matches) >= limit:
                     scan.truncated = True
                     break
-                data = message["data"]
-                scan.matches.append((_text(data["path"]), data["line_number"], _text(data["lines"])))
+                scan.matches.append(match)
         finally:
             if proc.poll() is None and scan.truncated:
                 proc.kill()
