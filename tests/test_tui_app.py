@@ -132,7 +132,12 @@ async def test_suggest_mode_asks_and_obeys_one_yes_and_one_no(sample_repo, isola
     server = scripted(load_script("sample_fix.json"))
     app = make_app(sample_repo, server, approval="suggest", task="fix the failing test")
     async with app.run_test(size=(80, 24)) as pilot:
-        await until(pilot, lambda: approval_shown(app), "the edit approval")
+        # Gathering's test run executes the repository's code: asked for first, like any command.
+        await until(pilot, lambda: approval_shown(app), "the gathering test run's approval")
+        assert app.screen.request.name == "run" and app.screen.request.tool_id == "gather.tests"
+        await pilot.press("y")
+
+        await until(pilot, lambda: approval_shown(app) and app.screen.request.name == "edit_file", "the edit")
         assert app.screen.request.name == "edit_file"
         assert FIXED_LINE in statics_text(app.screen)  # the edit in the file's context
         assert app.status.state == "awaiting approval"

@@ -20,17 +20,18 @@ from fastcode.agent.edit_first import EDIT_ONLY, Attempt, candidate, is_question
 from fastcode.agent.prefix import PrefixTracker
 from fastcode.agent.router import Router, TurnState
 from fastcode.agent.search import Drawn, FixSearch
-from fastcode.agent.tool_exec import Approver, CallOutcome, EarlyStarts, ToolExecutor
+from fastcode.agent.tool_exec import NEEDS_APPROVAL, Approver, CallOutcome, EarlyStarts, ToolExecutor
 from fastcode.checkpoint.checkpointer import Checkpointer
 from fastcode.checkpoint.scratch import ScratchCopy, ScratchError
 from fastcode.context import testcmd
 from fastcode.context.budget import ContextBudget
-from fastcode.context.gather import gather_context
+from fastcode.context.gather import gather_context, is_about_tests
 from fastcode.context.testcmd import detect_test_command
 from fastcode.core import secrets
 from fastcode.core.config import STEP_KINDS, ModelProfile, Settings
 from fastcode.core.emitter import Emitter
 from fastcode.core.events import (
+    ApprovalRequested,
     AttemptRejected,
     ErrorEvent,
     Event,
@@ -197,6 +198,18 @@ class Session:
         self.messages.extend(msg.unanswered(self.messages, reason))
         self._ran = None
 
+    async def _may_run_tests(self, emit: Emitter) -> bool:
+        """Running the tests while gathering runs the repository's own code (conftest.py, the tests): where the
+        approval mode asks before commands, it asks for this too."""
+        if self.approver is None or "run" not in NEEDS_APPROVAL[self.settings.agent.approval]:
+            return True
+        command = self.test_command()
+        if not command:
+            return False
+        request = emit(ApprovalRequested, tool_id="gather.tests", name="run", arguments={"command": command},
+                       preview=command)  # fmt: skip
+        return await self.approver(request)
+
     async def _task_message(self, task: str, emit: Emitter) -> int:
         """Gather context (first turn), append the task message; return how many edit-first attempts to make."""
         context, code = "", False
@@ -204,7 +217,8 @@ class Session:
             plan_tools = self._request_tools(self.settings.profile("plan")[1])
             faststart.save_prefix(self.messages[:1], plan_tools)
             warming = warm_up(self.settings, emit, self.messages[:1], self._request_tools, self.cache_key)
-            gathering = gather_context(self.root, task, self.settings.context, self.test_command(), emit)
+            command = self.test_command() if is_about_tests(task) and await self._may_run_tests(emit) else ""
+            gathering = gather_context(self.root, task, self.settings.context, command, emit)
             gathered, warmups = await asyncio.gather(gathering, warming)
             sections = gathered.sections
             if gathered.tests_failing is not None:

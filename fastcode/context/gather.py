@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from fastcode.context.repomap import DefinitionCache, build_repo_map, changed_files, task_terms
 from fastcode.context.testcmd import run_tests_traced
 from fastcode.core.events import PhaseFinished, PhaseStarted
+from fastcode.tools.base import inside_repo, relative
 from fastcode.tools.files import numbered, split_lines
 from fastcode.tools.shell import run_command
 
@@ -117,12 +118,13 @@ def _file_excerpt(root: Path, rel: str, around: tuple[int, int] | None = None) -
 
 
 def _repo_file(root: Path, path: str) -> str | None:
-    candidate = Path(path)
-    try:
-        rel = (candidate.resolve().relative_to(root) if candidate.is_absolute() else candidate).as_posix()
-    except ValueError:
+    """`path` (from test output) relative to the repository, when it is a file inside it (the tools' path rules:
+    `../x.py` and symlinks that lead out are not), else None."""
+    target = inside_repo(root, path)
+    if target is None or not target.is_file():
         return None
-    return rel if (root / rel).is_file() and "site-packages" not in rel else None
+    rel = relative(root, target)
+    return rel if "site-packages" not in rel else None
 
 
 async def _tests(root: Path, command: str, timeout_s: float, emit: Emitter, found: Gathered) -> list[Section]:
@@ -225,6 +227,19 @@ async def _map(root: Path, task: str, budget_tokens: int) -> list[Section]:
         changed=changed,
     )
     return [Section("repo map (definitions of the most relevant files)", text)] if text else []
+
+
+_ABOUT_TESTS = re.compile(
+    r"\b(tests?|testing|pytest|failing|fails?|failed|failures?|fix(es|ed)?|broken|bugs?|regressions?|crash(es)?|"
+    r"errors?|ci)\b",
+    re.IGNORECASE,
+)
+
+
+def is_about_tests(task: str) -> bool:
+    """The task speaks of failing tests or a bug to fix: only then does gathering run the tests (they run the
+    repository's own code; "add a docstring to sub" has no need of it)."""
+    return bool(_ABOUT_TESTS.search(task))
 
 
 async def gather_context(root: Path, task: str, settings: ContextSection, test_command: str, emit: Emitter) -> Gathered:

@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from fastcode.core.paths import STATE_DIR
+from fastcode.tools.base import inside_repo
 from fastcode.tools.symbols import Definition, definitions, language_for
 
 CACHE_FILE = "repomap.json"
@@ -76,15 +77,18 @@ class DefinitionCache:
             self.entries = {}
 
     def get(self, root: Path, rel: str) -> list[Definition]:
+        target = inside_repo(root, rel)  # a symlink out of the repository shows nothing
+        if target is None:
+            return []
         try:
-            stat = (root / rel).stat()
+            stat = target.stat()
         except OSError:
             return []
         key = [stat.st_mtime_ns, stat.st_size]
         cached = self.entries.get(rel)
         if cached and cached[:2] == key:
             return [Definition(*d) for d in cached[2]]
-        found = [] if stat.st_size > MAX_FILE_BYTES else definitions(root / rel)
+        found = [] if stat.st_size > MAX_FILE_BYTES else definitions(target)
         self.entries[rel] = [*key, [[d.kind, d.name, d.start_line, d.end_line, d.parent] for d in found]]
         self.dirty = True
         return found

@@ -165,7 +165,8 @@ class ContextSection(_Section):
     deadline_s: float = Field(default=20.0, gt=0)
     """Seconds each gathering source may take."""
     run_tests: bool = True
-    """Run the tests once while gathering when the task speaks of failing tests."""
+    """Run the tests once while gathering when the task speaks of tests or a bug (they run the repository's code:
+    asked for like a command where the approval mode asks before commands)."""
     first_call_s: float = Field(default=3.0, gt=0)
     """Seconds of prefill the gathered context may cost on the first call, at the endpoint's measured prefill rate:
     generous on a fast hosted endpoint, tight on a CPU."""

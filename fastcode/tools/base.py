@@ -108,6 +108,15 @@ def resolve_in_repo(root: Path, path: str) -> Path:
     return resolved
 
 
+def inside_repo(root: Path, path: str) -> Path | None:
+    """`resolve_in_repo` for readers that skip rather than complain (context gathering): None when `path` leaves
+    the repository or cannot be resolved. The same rules as the tools: one path policy."""
+    try:
+        return resolve_in_repo(root, path)
+    except (ToolError, OSError, RuntimeError, ValueError):
+        return None
+
+
 PROTECTED_DIRS = frozenset({".git", ".fastcode"})
 """Git's metadata (a hook or `core.fsmonitor` there runs commands) and fastcode's own checkpoints and traces."""
 
