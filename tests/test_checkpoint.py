@@ -364,3 +364,20 @@ def test_files_behind_fastcodes_own_output_are_not_the_runs_changes(repo: Path) 
     assert result.restored == ["keep.txt"]
     assert "written after the run" in (repo / "out.txt").read_text()
     assert (repo / "err.txt").read_text() == "an error line\n"
+
+
+def test_a_file_name_that_is_not_utf8_is_restored(repo: Path) -> None:
+    name = os.fsdecode(b"caf\xe9.txt")  # Latin-1 bytes: not valid UTF-8
+    (repo / name).write_text("before\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "latin-1 name")
+    cp = start(repo)
+    cp.before_write(repo / name)
+    (repo / name).write_text("after\n")
+    (repo / os.fsdecode(b"new\xff.txt")).write_text("added\n")
+    changes = cp.finish()
+    assert {f.path for f in changes.files} == {name, os.fsdecode(b"new\xff.txt")}
+    result = undo(repo, cp.run_dir)
+    assert result.restored == [name] and result.removed == [os.fsdecode(b"new\xff.txt")]
+    assert (repo / name).read_text() == "before\n"
+    assert not (repo / os.fsdecode(b"new\xff.txt")).exists()

@@ -165,7 +165,7 @@ class GitStore:
     def changes(self, old: str, new: str) -> list[TreeChange]:
         """The paths that differ between two trees, with both sides' modes and blob ids."""
         out = self.run("diff-tree", "-r", "-z", "--no-renames", "--no-commit-id", old, new)
-        parts = out.decode(errors="replace").split("\0")
+        parts = os.fsdecode(out).split("\0")  # any byte git can store survives (surrogateescape), for restore
         result = []
         for meta, path in zip(parts[0:-1:2], parts[1::2], strict=False):
             old_mode, new_mode, old_sha, new_sha, code = meta.lstrip(":").split(" ")
@@ -217,7 +217,7 @@ class GitStore:
         if parents:
             # ls-tree names the deepest matching entries only ("a/b" hides "a"): keep their ancestors too
             listed = self.run("ls-tree", "-z", "--name-only", checkpoint, "--", *sorted(parents))
-            for name in filter(None, listed.decode(errors="replace").split("\0")):
+            for name in filter(None, os.fsdecode(listed).split("\0")):
                 parents -= {name, *(p.as_posix() for p in Path(name).parents)}
             for rel in sorted(parents, key=lambda p: p.count("/"), reverse=True):
                 with contextlib.suppress(OSError):
@@ -234,7 +234,7 @@ class GitStore:
             elif disk.is_dir() and not disk.is_symlink() and any(disk.iterdir()):
                 warnings.append(f"{c.path}: now a non-empty directory, not restored")
             else:
-                entries.append(f"{c.old_mode} {c.old_sha}\t{c.path}\0".encode())
+                entries.append(f"{c.old_mode} {c.old_sha}\t".encode() + os.fsencode(c.path) + b"\0")
                 restored.append(c.path)
         if entries:
             index = scratch / "undo-index.tmp"

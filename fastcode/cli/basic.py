@@ -65,6 +65,11 @@ def trust(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shown(path: str) -> str:
+    """A path for the terminal: bytes that are not UTF-8 (kept as surrogates to restore the file) shown as U+FFFD."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _toml(value: object) -> str:
     if value is None:
         return '""  # unset'
@@ -102,15 +107,15 @@ def undo(args: argparse.Namespace) -> int:
     try:
         result = undo_run(root, folder, force=args.force)
     except UndoRefused as exc:
-        return fail(str(exc), 1)
+        return fail(_shown(str(exc)), 1)
     except Exception as exc:  # e.g. already undone, missing checkpoint
         return fail(f"undo {folder.name}: {exc}", 1)
     for warning in result.warnings:
-        print(f"note: {warning}")
+        print(f"note: {_shown(warning)}")
     for path in result.restored:
-        print(f"restored {path}")
+        print(f"restored {_shown(path)}")
     for path in result.removed:
-        print(f"removed  {path}")
+        print(f"removed  {_shown(path)}")
     if not (result.restored or result.removed):
         print(f"run {folder.name} changed no files")
     sys.stdout.flush()
