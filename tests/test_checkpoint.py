@@ -381,3 +381,43 @@ def test_a_file_name_that_is_not_utf8_is_restored(repo: Path) -> None:
     assert result.restored == [name] and result.removed == [os.fsdecode(b"new\xff.txt")]
     assert (repo / name).read_text() == "before\n"
     assert not (repo / os.fsdecode(b"new\xff.txt")).exists()
+
+
+def test_old_checkpoints_are_pruned_and_undo_list_says_so(repo: Path, isolated_env) -> None:
+    from conftest import run_cli
+
+    from fastcode.checkpoint import checkpointer
+
+    keep = checkpointer.KEEP_RUNS
+    for i in range(keep + 3):
+        cp = start(repo, f"2026{i:04d}")
+        cp.before_write(repo / "keep.txt")
+        (repo / "keep.txt").write_text(f"run {i}\n")
+        cp.finish()
+        cp._wait_for_commit()
+    refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/fastcode/checkpoints/").split()
+    assert len(refs) == keep and refs[0].endswith(f"2026{3:04d}")
+    listed = run_cli(["undo", "--list"], cwd=repo, env=isolated_env)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert len(lines) == keep + 3
+    assert "checkpoint pruned" in lines[0] and lines[-1].endswith("changed 1 file")
+
+
+def test_a_commit_the_run_made_is_undone(repo: Path) -> None:
+    head, status = git(repo, "rev-parse", "HEAD"), git(repo, "status", "--porcelain")
+    (repo / "keep.txt").write_text("staged by the user before the run\n")
+    git(repo, "add", "keep.txt")
+    staged = git(repo, "diff", "--cached", "--stat")
+    cp = start(repo)
+    cp.before_write(None)  # a `run` call: git commit -am
+    (repo / "gone.txt").write_text("changed by the run\n")
+    git(repo, "commit", "-qam", "the run's commit")
+    cp.finish()
+    assert git(repo, "rev-parse", "HEAD") != head
+    result = undo(repo, cp.run_dir)
+    assert git(repo, "rev-parse", "HEAD") == head
+    assert any("moved back" in w for w in result.warnings)
+    assert (repo / "gone.txt").read_text() == "to be deleted\n"
+    assert git(repo, "diff", "--cached", "--stat") == staged  # the user's staged change is staged again
+    assert status == "" and "gone.txt" not in git(repo, "status", "--porcelain")

@@ -7,6 +7,9 @@ copied the first time the run touches it (see `copy_store`).
 meta.json (version 1):
     run_id, mode ("git" | "copy"), checkpointed (bool), checkpoint_ms, finished (bool),
     checkpoint / after: {"ref", "sha" (the commit on ref), "tree"} or null (git mode; diff/undo use trees),
+    head: {"ref" (the branch, or null when detached), "sha"} at the checkpoint, and after_head (the commit HEAD
+        was on when the run ended): a run that committed is undone by moving its branch back (git mode),
+    `<run_dir>/index.before`: the user's index at the checkpoint, put back when undo moves the branch back,
     files: [{"path", "status": "added" | "modified" | "deleted", "sha256" (copy mode)}],
     commands_without_git: shell commands run in copy mode (their effects cannot be undone),
     own_output: files behind fastcode's own stdout/stderr inside the work tree (`fastcode ... > out.txt`): never
@@ -23,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import stat
 import threading
 import time
@@ -39,16 +43,21 @@ __all__ = [
     "Checkpointer",
     "FileChange",
     "RunChanges",
+    "RunRecord",
     "UndoError",
     "UndoRefused",
     "UndoResult",
     "ensure_excluded",
+    "list_runs",
     "undo",
 ]
 
 META = "meta.json"
 DIFF = "diff.patch"
+KEEP_RUNS = 20
+"""Checkpoint refs of the newest runs kept; older ones are pruned when a run takes its checkpoint."""
 ALIVE = "alive"
+INDEX_BEFORE = "index.before"
 HEARTBEAT_S = 1.0
 LATE_S = 2.0
 """A file of an unfinished run changed this long after its last heartbeat was edited by someone else."""
@@ -166,6 +175,7 @@ class Checkpointer:
                 with contextlib.suppress(GitError):  # the trees are what undo needs; the ref is for people
                     after["sha"] = self._git.commit(tree, before["sha"], after["ref"])
                 self._meta["after"] = after
+                self._meta["after_head"] = self._git.head()
                 own = self._meta.get("own_output", [])
                 changes = [c for c in self._git.changes(before["tree"], tree) if c.path not in own]
                 files = [{"path": c.path, "status": c.status} for c in changes]
@@ -187,6 +197,9 @@ class Checkpointer:
             try:
                 tree, parent = self._git.write_tree(self.run_dir), self._git.head()
                 self._meta["checkpoint"] = {"ref": self._ref("checkpoints"), "sha": None, "tree": tree}
+                self._meta["head"] = {"ref": self._git.head_ref(), "sha": parent}
+                with contextlib.suppress(OSError):
+                    shutil.copy2(self._git.git_dir / "index", self.run_dir / INDEX_BEFORE)
                 # The tree is the checkpoint; wrapping it in a commit on a ref (~2 git processes) happens
                 # off the critical path, while the first write goes ahead.
                 self._committer = threading.Thread(target=self._commit_checkpoint, args=(tree, parent))
@@ -216,6 +229,8 @@ class Checkpointer:
             self._commit_result = self._git.commit(tree, parent, self._ref("checkpoints"))
         except GitError as exc:
             self._commit_result = exc
+        with contextlib.suppress(GitError):
+            self._git.prune(KEEP_RUNS)
 
     def _wait_for_commit(self) -> None:
         if self._committer is None:
@@ -307,7 +322,28 @@ def _undo_git(root: Path, run_dir: Path, meta: dict[str, Any], force: bool) -> U
         raise UndoRefused(edited)
     removed, warned = store.remove([c for c in changes if c.status == "added"], before)
     restored, warned2 = store.restore([c for c in changes if c.status != "added"], run_dir)
-    return UndoResult(restored, removed, warned + warned2)
+    return UndoResult(restored, removed, warned + warned2 + _undo_commits(store, run_dir, meta))
+
+
+def _undo_commits(store: GitStore, run_dir: Path, meta: dict[str, Any]) -> list[str]:
+    """Commits the run made: its branch goes back to where it was (and the user's index with it), unless the
+    branch moved again since the run. Returns what was done, as notes."""
+    head, after = meta.get("head") or {}, meta.get("after_head")
+    ref, before = head.get("ref"), head.get("sha")
+    if not after or after == before:
+        return []
+    if not ref or store.head() != after:
+        return [f"the run made commits ({(before or 'none')[:10]} -> {after[:10]}), and HEAD has moved since: "
+                "left as it is"]  # fmt: skip
+    if before:
+        store.run("update-ref", "-m", "fastcode undo", ref, before, after)
+    else:
+        store.run("update-ref", "-d", ref, after)
+    saved = run_dir / INDEX_BEFORE
+    if saved.is_file():
+        shutil.copy2(saved, store.git_dir / "index")
+    return [f"{ref.removeprefix('refs/heads/')} moved back from {after[:10]} to {(before or 'no commit')[:10]}: "
+            "the run's commits are undone (still in the reflog)"]  # fmt: skip
 
 
 def _undo_copy(root: Path, run_dir: Path, meta: dict[str, Any], force: bool) -> UndoResult:
@@ -317,6 +353,42 @@ def _undo_copy(root: Path, run_dir: Path, meta: dict[str, Any], force: bool) -> 
         raise UndoRefused(edited)
     restored, removed = store.restore(meta["files"])
     return UndoResult(restored, removed)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    state: str
+    """"changed N files", "undone", "did not finish", "no changes" or "checkpoint pruned"."""
+
+
+def list_runs(root: Path, runs: Path) -> list[RunRecord]:
+    """Every recorded run under `runs` (oldest first) and what undo could do with it."""
+    store = GitStore.open(Path(root).resolve())
+    kept: set[str] | None = None
+    if store is not None:
+        with contextlib.suppress(GitError):
+            listed = store.run("for-each-ref", "--format=%(refname)", "refs/fastcode/checkpoints/").decode().split()
+            kept = {ref.rsplit("/", 1)[-1] for ref in listed}
+    records = []
+    for folder in sorted(p for p in runs.iterdir() if (p / META).is_file()) if runs.is_dir() else []:
+        try:
+            meta = _read_meta(folder)
+        except UndoError:
+            continue
+        files = len(meta.get("files") or [])
+        if meta.get("undone"):
+            state = "undone"
+        elif not meta.get("finished"):
+            state = "did not finish (undo restores its checkpoint)"
+        elif not files:
+            state = "no changes"
+        elif meta.get("mode") == "git" and kept is not None and folder.name not in kept:
+            state = f"changed {files} files; checkpoint pruned (only the last {KEEP_RUNS} runs keep one)"
+        else:
+            state = f"changed {files} file{'s' if files != 1 else ''}"
+        records.append(RunRecord(folder.name, state))
+    return records
 
 
 def _stopped_at(run_dir: Path) -> float:

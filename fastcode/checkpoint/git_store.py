@@ -145,12 +145,31 @@ class GitStore:
         except Exception:  # unborn branch, or a ref layout gitpython cannot read: the commit gets no parent
             return None
 
+    def head_ref(self) -> str | None:
+        """The branch HEAD is on (`refs/heads/main`), read from the HEAD file; None when detached."""
+        try:
+            text = (self.git_dir / "HEAD").read_text().strip()
+        except OSError:
+            return None
+        return text.removeprefix("ref: ") if text.startswith("ref: ") else None
+
     def commit(self, tree: str, parent: str | None, ref: str) -> str:
         """Wrap `tree` in a commit (never signed, fixed identity) and point the private `ref` at it."""
         args = ["commit-tree", "--no-gpg-sign", tree, "-m", f"fastcode {ref}"]
         sha = self.run(*args, *(["-p", parent] if parent else []), env=_IDENTITY).decode().strip()
         self.run("update-ref", ref, sha)
         return sha
+
+    def prune(self, keep: int) -> list[str]:
+        """Delete the private refs of all but the newest `keep` runs (run ids sort by time); their objects go with
+        git's next gc. Returns the run ids pruned."""
+        listed = self.run("for-each-ref", "--format=%(refname)", "refs/fastcode/").decode().split()
+        runs = sorted({ref.rsplit("/", 1)[-1] for ref in listed})
+        old = set(runs[: max(len(runs) - keep, 0)])
+        if old:
+            commands = "".join(f"delete {ref}\n" for ref in listed if ref.rsplit("/", 1)[-1] in old)
+            self.run("update-ref", "--stdin", stdin=commands.encode())
+        return sorted(old)
 
     def _seed(self, index: Path) -> bool:
         """Start the temporary index from the user's, so `add -A` only re-hashes files whose stat changed."""

@@ -101,6 +101,16 @@ def undo(args: argparse.Namespace) -> int:
     from fastcode.checkpoint.checkpointer import undo as undo_run
 
     root = _root(args)
+    if args.list:
+        from fastcode.checkpoint.checkpointer import list_runs
+        from fastcode.core.paths import runs_root
+
+        records = list_runs(root, runs_root(root))
+        for record in records:
+            print(f"{record.run_id}  {record.state}")
+        if not records:
+            print("no runs recorded in this repository")
+        return 0
     folder = find_run(root, args.run)
     if folder is None:
         return fail(f"no run {args.run!r} to undo" if args.run else "no run to undo")

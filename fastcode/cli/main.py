@@ -78,6 +78,7 @@ def build_subparsers() -> dict[str, argparse.ArgumentParser]:
     p.add_argument("run", nargs="?", help="run id or a unique prefix (default: the latest run)")
     p.add_argument("--repo", type=Path)
     p.add_argument("--force", action="store_true", help="restore even files edited since the run")
+    p.add_argument("--list", action="store_true", help="list the recorded runs and what undo can do with each")
     p = parsers["trust"] = argparse.ArgumentParser(
         prog="fastcode trust",
         description="Trust a repository: its .fastcode.toml may then set models, endpoints, keys and commands.",
