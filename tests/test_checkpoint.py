@@ -421,3 +421,20 @@ def test_a_commit_the_run_made_is_undone(repo: Path) -> None:
     assert (repo / "gone.txt").read_text() == "to be deleted\n"
     assert git(repo, "diff", "--cached", "--stat") == staged  # the user's staged change is staged again
     assert status == "" and "gone.txt" not in git(repo, "status", "--porcelain")
+
+
+def test_an_ignored_file_the_run_edited_is_restored(repo: Path) -> None:
+    (repo / "debug.log").write_text("the user's log\n")  # *.log is in .gitignore
+    (repo / "build").mkdir()
+    cp = start(repo)
+    cp.before_write(repo / "debug.log")
+    (repo / "debug.log").write_text("overwritten by the run\n")
+    cp.before_write(repo / "build" / "out.bin")
+    (repo / "build" / "out.bin").write_bytes(b"\0new")
+    changes = cp.finish()
+    assert {f.path for f in changes.files} == {"debug.log", "build/out.bin"}
+    assert "overwritten by the run" in changes.diff
+    result = undo(repo, cp.run_dir)
+    assert (repo / "debug.log").read_text() == "the user's log\n"
+    assert not (repo / "build" / "out.bin").exists()
+    assert "debug.log" in result.restored and "build/out.bin" in result.removed

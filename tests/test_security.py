@@ -60,8 +60,9 @@ def test_commands_do_not_inherit_api_keys_and_secrets_are_masked(sample_repo, is
     ran, read = _tool_outputs(result.stdout)[:2]
     assert "HARMLESS=visible-value" in ran and "OPENAI_API_KEY" not in ran and "MY_TOKEN=\n" in ran + "\n"
     assert "[masked $OPENAI_API_KEY]" in read
-    for where in (result.stdout, result.stderr, *(p.read_text() for p in sample_repo.glob(".fastcode/runs/*/*"))):
-        assert SECRET not in where
+    assert SECRET not in result.stdout + result.stderr
+    for path in sample_repo.glob(".fastcode/runs/**/*"):
+        assert path.is_dir() or SECRET.encode() not in path.read_bytes(), path
     sent = json.dumps(server.requests)
     assert SECRET not in sent and "tok-abcdefgh-123" not in sent
 

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fastcode.checkpoint.copy_store import CopyStore
+from fastcode.checkpoint.copy_store import CopyStore, unified_diff
 from fastcode.checkpoint.git_store import GitError, GitStore, Status, ensure_excluded
 
 __all__ = [
@@ -130,6 +130,8 @@ class Checkpointer:
             "undone": None,
         }
         self._copy = None if self._git is not None else self._copy_store({})
+        self._side = CopyStore(self.root, self.run_dir / "backup", self._meta.setdefault("backups", {}))
+        """Git mode: copies of the files the file tools touch, for those git does not snapshot (ignored)."""
 
     @property
     def checkpointed(self) -> bool:
@@ -146,13 +148,16 @@ class Checkpointer:
 
     def before_write(self, path: Path | None) -> None:
         """Call before writing `path`, or with None before a shell command that may write anything."""
-        if self._ready:
+        if self._ready:  # git mode: a copy too, for files the snapshot leaves out (.gitignored ones)
+            with self._lock:
+                self._touch_side(path)
             return
         with self._lock:
             if not self._meta["checkpointed"]:
                 self._take()
             if self._copy is None:
                 self._ready = True
+                self._touch_side(path)
                 return
             if path is None:
                 self._meta["commands_without_git"] += 1
@@ -180,6 +185,9 @@ class Checkpointer:
                 changes = [c for c in self._git.changes(before["tree"], tree) if c.path not in own]
                 files = [{"path": c.path, "status": c.status} for c in changes]
                 diff = self._git.patch(before["tree"], tree, own) if files else b""
+                ignored, text = self._ignored_changes({c.path for c in changes})
+                files += ignored
+                diff += text.encode()
             elif self._meta["checkpointed"] and self._copy is not None:
                 changes, text = self._copy.changes()
                 files = [{"path": c.path, "status": c.status, "sha256": c.sha256} for c in changes]
@@ -189,6 +197,29 @@ class Checkpointer:
             self._save()
             changes = [FileChange(f["path"], f["status"]) for f in files]
             return RunChanges(diff=diff.decode(errors="replace"), files=changes)
+
+    def _touch_side(self, path: Path | None) -> None:
+        if path is None:
+            self._meta["commands_run"] = self._meta.get("commands_run", 0) + 1
+        elif self._side.touch(path):
+            self._save()
+
+    def _ignored_changes(self, in_git: set[str]) -> tuple[list[dict[str, Any]], str]:
+        """Files the file tools changed that git's snapshot left out (.gitignored): from their copies."""
+        assert self._git is not None
+        files, patches = [], []
+        for change in self._side.changes()[0]:
+            path = self._side.full(change.path)
+            try:
+                top_rel = Path(os.path.abspath(path)).relative_to(self._git.top).as_posix()
+            except ValueError:
+                continue
+            if top_rel in in_git:
+                continue
+            files.append({"path": top_rel, "key": change.path, "status": change.status, "sha256": change.sha256,
+                          "ignored": True})  # fmt: skip
+            patches.append(unified_diff(change.path, self._side.before(change.path), _read(path)))
+        return files, "".join(patches)
 
     def _take(self) -> None:
         started = time.perf_counter()
@@ -259,6 +290,7 @@ class Checkpointer:
         if meta["mode"] == "git" and cp._git is None:
             raise UndoError(f"{root} is no longer inside a git work tree")
         cp._meta = meta
+        cp._side = CopyStore(cp.root, run_dir / "backup", meta.setdefault("backups", {}))
         if meta["mode"] == "copy":
             cp._git = None
             cp._copy = cp._copy_store(meta.get("backups", {}))
@@ -317,12 +349,19 @@ def _undo_git(root: Path, run_dir: Path, meta: dict[str, Any], force: bool) -> U
     before, after = meta["checkpoint"]["tree"], meta["after"]["tree"]
     own = meta.get("own_output", [])
     changes = [c for c in store.changes(before, after) if c.path not in own]
-    edited = store.edited(changes)
+    side = CopyStore(Path(root).resolve(), run_dir / "backup", meta.get("backups", {}))
+    ignored = [{**f, "path": f["key"]} for f in meta["files"] if f.get("ignored")]
+    edited = store.edited(changes) + side.edited(ignored)
     if edited and not force:
         raise UndoRefused(edited)
     removed, warned = store.remove([c for c in changes if c.status == "added"], before)
     restored, warned2 = store.restore([c for c in changes if c.status != "added"], run_dir)
-    return UndoResult(restored, removed, warned + warned2 + _undo_commits(store, run_dir, meta))
+    back, gone = side.restore(ignored)
+    notes = warned + warned2 + _undo_commits(store, run_dir, meta)
+    if meta.get("commands_run"):
+        notes.append("files that .gitignore excludes are restored only where the file tools changed them; what the "
+                     "run's commands did to them is not undone")  # fmt: skip
+    return UndoResult(restored + back, removed + gone, notes)
 
 
 def _undo_commits(store: GitStore, run_dir: Path, meta: dict[str, Any]) -> list[str]:
@@ -389,6 +428,13 @@ def list_runs(root: Path, runs: Path) -> list[RunRecord]:
             state = f"changed {files} file{'s' if files != 1 else ''}"
         records.append(RunRecord(folder.name, state))
     return records
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes() if path.is_file() else None
+    except OSError:
+        return None
 
 
 def _stopped_at(run_dir: Path) -> float:
