@@ -51,5 +51,7 @@ def test_big_inputs_bench_prints_a_row_per_case() -> None:
     from fastcode.bench import big_inputs
 
     rows = big_inputs.rows()
-    assert [r[0] for r in rows] == [label for label, _, _ in big_inputs.CASES]
-    assert all(" s, " in value and "MB peak" in value for _, value, _, _ in rows)
+    tools, checkpoints = rows[: len(big_inputs.CASES)], rows[len(big_inputs.CASES) :]
+    assert [r[0] for r in tools] == [label for label, _, _ in big_inputs.CASES]
+    assert all(" s, " in value and "MB peak" in value for _, value, _, _ in tools)
+    assert [r[0].split(",")[0] for r in checkpoints] == [".git growth", "first write waits for the checkpoint (median)"]

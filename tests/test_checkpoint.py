@@ -438,3 +438,21 @@ def test_an_ignored_file_the_run_edited_is_restored(repo: Path) -> None:
     assert (repo / "debug.log").read_text() == "the user's log\n"
     assert not (repo / "build" / "out.bin").exists()
     assert "debug.log" in result.restored and "build/out.bin" in result.removed
+
+
+def test_large_untracked_files_stay_out_of_checkpoints_but_file_tool_edits_are_undone(repo: Path) -> None:
+    from fastcode.checkpoint.checkpointer import LARGE_UNTRACKED
+
+    data = b"0123456789" * (LARGE_UNTRACKED // 10 + 1)
+    (repo / "data.bin").write_bytes(data)
+    cp = start(repo)
+    cp.before_write(repo / "keep.txt")
+    (repo / "keep.txt").write_text("edited\n")
+    cp.before_write(repo / "data.bin")
+    (repo / "data.bin").write_bytes(b"truncated by the run")
+    changes = cp.finish()
+    tree = json.loads((cp.run_dir / "meta.json").read_text())["checkpoint"]["tree"]
+    assert "data.bin" not in git(repo, "ls-tree", "-r", "--name-only", tree)  # not stored in .git each run
+    assert {f.path for f in changes.files} == {"keep.txt", "data.bin"}
+    undo(repo, cp.run_dir)
+    assert (repo / "data.bin").read_bytes() == data and (repo / "keep.txt").read_text() == "kept\n"

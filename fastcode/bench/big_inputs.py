@@ -1,4 +1,5 @@
-"""Benchmark: the tools on big inputs — an 8 MB file of one repeated line and a 100 MB single-line (minified) file.
+"""Benchmark: the tools on big inputs — an 8 MB file of one repeated line and a 100 MB single-line (minified) file —
+and checkpoints beside a 30 MB untracked file that changes between runs.
 
 Each case runs in its own Python process so its peak resident memory can be read (`VmHWM`, which starts afresh at
 exec, unlike `ru_maxrss`); printed, not asserted. Targets: every case within 5 s and 1 GB on this class of machine.
@@ -52,6 +53,44 @@ def _files(root: Path) -> None:
             line.write("var a=1;" * 125_000)
 
 
+def _git_bytes(git_dir: Path) -> int:
+    return sum(p.stat().st_size for p in git_dir.rglob("*") if p.is_file())
+
+
+def checkpoint_rows(runs: int = 10) -> list[Row]:
+    """`.git` growth over `runs` checkpoints of a repo with a 30 MB untracked file that changes between runs, and how
+    long each run's first write waits for its checkpoint."""
+    import os
+    import statistics
+
+    from fastcode.checkpoint.checkpointer import Checkpointer
+
+    with tempfile.TemporaryDirectory(prefix="fastcode-bench-checkpoint-") as tmp:
+        root = Path(tmp)
+        env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+        for args in (["init", "-q"], ["config", "user.email", "b@x"], ["config", "user.name", "b"]):
+            subprocess.run(["git", *args], cwd=root, env=env, check=True)
+        (root / "app.py").write_text("x = 1\n")
+        subprocess.run(["git", "add", "-A"], cwd=root, env=env, check=True)
+        subprocess.run(["git", "commit", "-qm", "base"], cwd=root, env=env, check=True)
+        start, waits = _git_bytes(root / ".git"), []
+        for run in range(runs):
+            with open(root / "data.bin", "wb") as data:
+                for _ in range(30):
+                    data.write(os.urandom(1_000_000))
+            cp = Checkpointer(root, root / ".fastcode" / "runs" / f"run{run:03d}", f"run{run:03d}")
+            cp.before_write(root / "app.py")
+            (root / "app.py").write_text(f"x = {run}\n")
+            waits.append(cp.checkpoint_ms or 0.0)
+            cp.finish()
+        grown = (_git_bytes(root / ".git") - start) / 1e6
+    wait = statistics.median(waits)
+    return [
+        (f".git growth, {runs} runs, 30 MB untracked file", f"{grown:.1f} MB", "<= 5 MB", grown <= 5),
+        ("first write waits for the checkpoint (median)", f"{wait:.0f} ms", "<= 200 ms", wait <= 200),
+    ]
+
+
 def rows() -> list[Row]:
     out: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="fastcode-bench-big-") as tmp:
@@ -67,4 +106,4 @@ def rows() -> list[Row]:
             met = figures["s"] <= SECONDS_TARGET and figures["mb"] <= MB_TARGET
             out.append((label, f"{figures['s']:.2f} s, {figures['mb']:.0f} MB peak",
                         f"<= {SECONDS_TARGET:g} s, {MB_TARGET} MB", met))  # fmt: skip
-    return out
+    return out + checkpoint_rows()

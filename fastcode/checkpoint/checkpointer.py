@@ -54,6 +54,9 @@ __all__ = [
 
 META = "meta.json"
 DIFF = "diff.patch"
+LARGE_UNTRACKED = 5_000_000
+"""Untracked files over this many bytes stay out of git checkpoints (stored again each run, they grew .git by their
+size per run); the file tools still keep a copy of one they write."""
 KEEP_RUNS = 20
 """Checkpoint refs of the newest runs kept; older ones are pruned when a run takes its checkpoint."""
 ALIVE = "alive"
@@ -175,7 +178,7 @@ class Checkpointer:
             if self._meta["checkpointed"] and self._git is not None:
                 self._wait_for_commit()
                 before = self._meta["checkpoint"]
-                tree = self._git.write_tree(self.run_dir)
+                tree = self._git.write_tree(self.run_dir, self._meta.get("left_out", []))
                 after = {"ref": self._ref("after"), "sha": None, "tree": tree}
                 with contextlib.suppress(GitError):  # the trees are what undo needs; the ref is for people
                     after["sha"] = self._git.commit(tree, before["sha"], after["ref"])
@@ -226,7 +229,8 @@ class Checkpointer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self._git is not None:
             try:
-                tree, parent = self._git.write_tree(self.run_dir), self._git.head()
+                self._meta["left_out"] = self._git.large_untracked(LARGE_UNTRACKED)
+                tree, parent = self._git.write_tree(self.run_dir, self._meta["left_out"]), self._git.head()
                 self._meta["checkpoint"] = {"ref": self._ref("checkpoints"), "sha": None, "tree": tree}
                 self._meta["head"] = {"ref": self._git.head_ref(), "sha": parent}
                 with contextlib.suppress(OSError):
@@ -358,6 +362,9 @@ def _undo_git(root: Path, run_dir: Path, meta: dict[str, Any], force: bool) -> U
     restored, warned2 = store.restore([c for c in changes if c.status != "added"], run_dir)
     back, gone = side.restore(ignored)
     notes = warned + warned2 + _undo_commits(store, run_dir, meta)
+    if (left_out := meta.get("left_out")) and meta.get("commands_run"):
+        notes.append(f"{len(left_out)} untracked file(s) over {LARGE_UNTRACKED // 1_000_000} MB were not in the "
+                     f"checkpoint ({', '.join(left_out[:3])}): what commands did to them is not undone")  # fmt: skip
     if meta.get("commands_run"):
         notes.append("files that .gitignore excludes are restored only where the file tools changed them; what the "
                      "run's commands did to them is not undone")  # fmt: skip

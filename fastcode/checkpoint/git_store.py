@@ -115,13 +115,26 @@ class GitStore:
         with exclude.open("a") as f:
             f.write(f"{sep}{EXCLUDE_LINE}\n")
 
-    def write_tree(self, scratch: Path) -> str:
-        """Store the working tree (tracked + untracked-not-ignored, as on disk) as a tree; return its id."""
+    def large_untracked(self, limit: int) -> list[str]:
+        """Untracked, not ignored files over `limit` bytes (a data file, a dump): a snapshot would store each of
+        them again every run, so they are left out of it."""
+        out = self.run("ls-files", "-o", "--exclude-standard", "-z")
+        large = []
+        for rel in filter(None, os.fsdecode(out).split("\0")):
+            with contextlib.suppress(OSError):
+                if (self.top / rel).stat().st_size > limit:
+                    large.append(rel)
+        return large
+
+    def write_tree(self, scratch: Path, leave_out: list[str] = ()) -> str:  # type: ignore[assignment]
+        """Store the working tree (tracked + untracked-not-ignored, as on disk, but `leave_out`) as a tree; return its
+        id."""
         index = scratch / "index.tmp"
         scratch.mkdir(parents=True, exist_ok=True)
         # `.fastcode/` stays out through info/exclude (ensure_excluded): git 2.39 fails an `add` whose
         # `:(exclude)` pathspec names an ignored directory.
         add = ["-c", "core.safecrlf=false", "-c", "advice.addEmbeddedRepo=false", "add", "-A", "--", "."]
+        add += [f":(top,literal,exclude){rel}" for rel in leave_out]
         try:
             seeded = self._seed(index)
             try:
