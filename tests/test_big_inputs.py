@@ -69,3 +69,19 @@ async def test_file_tools_run_off_the_event_loop(tmp_path: Path) -> None:
     task.cancel()
     assert threads and threads[0] is not threading.main_thread()
     assert ticks > 1  # the loop kept turning while the file was written
+
+
+def test_a_huge_streamed_reply_is_not_parsed_again_for_every_brace() -> None:
+    from fastcode.agent.tool_exec import EARLY_PARSE_CHARS, EarlyStarts
+
+    parses = 0
+
+    def parse(content: str) -> list:
+        nonlocal parses
+        parses += 1
+        return []
+
+    early = EarlyStarts(executor=None, step=1)  # type: ignore[arg-type]
+    for _ in range(3000):  # a 3 MB reply full of braces
+        early.text('{"a": 1} ' * 110, parse)
+    assert parses <= EARLY_PARSE_CHARS // 990 + 2

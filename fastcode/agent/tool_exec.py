@@ -133,6 +133,9 @@ def _arguments(call: ToolCallSpec) -> dict | str:
     return value if isinstance(value, dict) else call.arguments
 
 
+EARLY_PARSE_CHARS = 32_000
+
+
 class EarlyStarts:
     """Read-only calls started while the model is still writing: a call whose arguments are complete in the stream
     runs at once; writes and commands still wait for the whole message. The trace shows the overlap (a ToolStarted
@@ -149,7 +152,11 @@ class EarlyStarts:
             self.tasks[call.id] = (call, asyncio.ensure_future(self.executor._one(call, self.step)))
 
     def text(self, delta: str, parse: Callable[[str], list[ToolCallSpec]]) -> None:
-        """Content streamed by a mode that writes its calls in the content: start the calls complete so far."""
+        """Content streamed by a mode that writes its calls in the content: start the calls complete so far. Each
+        parse reads the whole reply, so past `EARLY_PARSE_CHARS` (no real reply is that long) it waits for the end:
+        a huge reply must not cost quadratic time."""
+        if len(self.content) > EARLY_PARSE_CHARS:
+            return
         self.content += delta
         if "}" in delta:
             for call in parse(self.content):
