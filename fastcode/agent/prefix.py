@@ -23,7 +23,7 @@ class PrefixTracker:
         newest = len(messages)
         while newest > 0 and messages[newest - 1].get("role") in ("user", "tool"):
             newest -= 1
-        digest = hashlib.sha256("\n".join(lines[: newest + 1]).encode()).hexdigest()[:16]
+        digest = hashlib.sha256("\n".join(lines[: newest + 1]).encode(errors="surrogatepass")).hexdigest()[:16]
         previous = self._last.get(model_key)
         broke = previous is not None and lines[: len(previous)] != previous
         self._last[model_key] = lines

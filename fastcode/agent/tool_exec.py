@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from fastcode.core.emitter import Emitter
 from fastcode.core.events import ApprovalRequested, ToolCallSpec, ToolFinished, ToolStarted
+from fastcode.core.safe_text import clean
 from fastcode.core.secrets import mask
 from fastcode.tools import REGISTRY, execute
 from fastcode.tools.base import ToolContext, ToolError, parse_arguments
@@ -97,7 +98,7 @@ class ToolExecutor:
             output, changed = result.output, result.changed_files
         except ToolError as exc:
             ok, output = False, f"error: {exc}"
-        output = mask(output)
+        output = clean(mask(output))
         ms = round((time.perf_counter() - started) * 1000, 2)
         self.emit(
             ToolFinished,
@@ -128,7 +129,7 @@ def _arguments(call: ToolCallSpec) -> dict | str:
     """The call's arguments as an object for events, or the raw text when it is not a JSON object."""
     try:
         value = json.loads(call.arguments or "{}")
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # not JSON, a 5,000-digit number, nesting too deep
         return call.arguments
     return value if isinstance(value, dict) else call.arguments
 

@@ -24,4 +24,6 @@ def clean_value(value: Any) -> Any:
         return {clean_value(k): clean_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(clean_value(v) for v in value)
+    if hasattr(value, "model_dump") and hasattr(value, "model_validate"):  # a pydantic object (a ToolCallSpec)
+        return type(value).model_validate(clean_value(value.model_dump()))
     return value

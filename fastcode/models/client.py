@@ -333,42 +333,11 @@ class ChatClient:
         first: float | None = None
         others: dict[int, tuple[CallResult, dict[int, dict[str, str]]]] = {}
         async for chunk in self._chunks(response):
-            _read_usage(chunk, result)
-            for choice in chunk.choices or ():
-                delta = choice.delta
-                if getattr(choice, "index", 0):  # another choice of an `n` > 1 request: collected, not streamed
-                    other = others.setdefault(choice.index, (CallResult(), {}))
-                    _collect(other[0], other[1], choice)
-                    continue
-                if choice.finish_reason:
-                    result.finish_reason = choice.finish_reason
-                if delta is None:
-                    continue
-                reasoning = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
-                reasoning = clean(reasoning) if isinstance(reasoning, str) else reasoning
-                delta.content = clean(delta.content) if isinstance(delta.content, str) else delta.content
-                if first is None and (delta.content or reasoning or delta.tool_calls):
-                    first = time.perf_counter()
-                    result.ttft_ms = round((first - started) * 1000, 2)
-                    if on_first_token:
-                        on_first_token(result.ttft_ms)
-                if delta.content:
-                    result.content += delta.content
-                    if on_text:
-                        on_text(delta.content, "content")
-                if isinstance(reasoning, str) and reasoning:
-                    result.reasoning += reasoning
-                    if on_text:
-                        on_text(reasoning, "reasoning")
-                for tc in delta.tool_calls or ():
-                    slot = _add_call_delta(calls, tc)
-                    if on_call_ready and tc.index not in reported and _complete(slot["arguments"]):
-                        reported.add(tc.index)
-                        on_call_ready(
-                            ToolCallSpec(
-                                id=slot["id"] or f"call_{tc.index}", name=slot["name"], arguments=slot["arguments"]
-                            )
-                        )
+            try:
+                first = self._one_chunk(chunk, result, calls, reported, first, others, started,
+                                        on_first_token, on_text, on_call_ready)  # fmt: skip
+            except (AttributeError, TypeError) as exc:  # a field of the wrong type: not an OpenAI chunk
+                raise self._garbled(f"{type(exc).__name__}: {exc}") from None
             tick()
         end = time.perf_counter()
         result.total_ms = round((end - started) * 1000, 2)
@@ -378,6 +347,58 @@ class ChatClient:
             other.tool_calls = _calls(other_calls)
             other.decode_ms, other.total_ms = result.decode_ms, result.total_ms
             result.more.append(other)
+
+    @staticmethod
+    def _one_chunk(
+        chunk: Any,
+        result: CallResult,
+        calls: dict[int, dict[str, str]],
+        reported: set[int],
+        first: float | None,
+        others: dict[int, tuple[CallResult, dict[int, dict[str, str]]]],
+        started: float,
+        on_first_token: Callable[[float], None] | None,
+        on_text: Callable[[str, str], None] | None,
+        on_call_ready: Callable[[ToolCallSpec], None] | None,
+    ) -> float | None:
+        """Fold one chunk into `result` (and the other choices into `others`); returns when the first token came."""
+        _read_usage(chunk, result)
+        for choice in chunk.choices or ():
+            delta = choice.delta
+            if getattr(choice, "index", 0):  # another choice of an `n` > 1 request: collected, not streamed
+                other = others.setdefault(choice.index, (CallResult(), {}))
+                _collect(other[0], other[1], choice)
+                continue
+            if isinstance(choice.finish_reason, str) and choice.finish_reason:
+                result.finish_reason = choice.finish_reason
+            if delta is None:
+                continue
+            reasoning = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
+            reasoning = clean(reasoning) if isinstance(reasoning, str) else reasoning
+            delta.content = clean(delta.content) if isinstance(delta.content, str) else delta.content
+            if first is None and (delta.content or reasoning or delta.tool_calls):
+                first = time.perf_counter()
+                result.ttft_ms = round((first - started) * 1000, 2)
+                if on_first_token:
+                    on_first_token(result.ttft_ms)
+            if delta.content:
+                result.content += delta.content
+                if on_text:
+                    on_text(delta.content, "content")
+            if isinstance(reasoning, str) and reasoning:
+                result.reasoning += reasoning
+                if on_text:
+                    on_text(reasoning, "reasoning")
+            for tc in delta.tool_calls or ():
+                slot = _add_call_delta(calls, tc)
+                if on_call_ready and tc.index not in reported and _complete(slot["arguments"]):
+                    reported.add(tc.index)
+                    on_call_ready(
+                        ToolCallSpec(
+                            id=slot["id"] or f"call_{tc.index}", name=slot["name"], arguments=slot["arguments"]
+                        )
+                    )
+        return first
 
     def _describe(self, exc: Exception, retries: int) -> EndpointError:
         import openai
@@ -516,8 +537,11 @@ def _read_usage(chunk: Any, result: CallResult) -> None:
     extra = getattr(chunk, "model_extra", None) or {}
     if usage is None and not extra:
         return
+    if hasattr(usage, "model_dump"):
+        usage = usage.model_dump()
     before = TokenCounts(result.prompt_tokens, result.cached_tokens, result.completion_tokens)
-    counts = merge_token_counts(before, usage.model_dump() if usage is not None else None, extra)
+    usage, extra = usage if isinstance(usage, dict) else None, extra if isinstance(extra, dict) else {}
+    counts = merge_token_counts(before, usage, extra)
     result.prompt_tokens, result.cached_tokens, result.completion_tokens = (
         counts.prompt,
         counts.cached,
@@ -527,7 +551,7 @@ def _read_usage(chunk: Any, result: CallResult) -> None:
 
 def _collect(result: CallResult, calls: dict[int, dict[str, str]], choice: Any) -> None:
     """Add one streamed delta of a choice that is not streamed to the user (index > 0) to its result."""
-    if choice.finish_reason:
+    if isinstance(choice.finish_reason, str) and choice.finish_reason:
         result.finish_reason = choice.finish_reason
     delta = choice.delta
     if delta is None:
@@ -540,12 +564,25 @@ def _collect(result: CallResult, calls: dict[int, dict[str, str]], choice: Any) 
 
 def _add_call_delta(calls: dict[int, dict[str, str]], tc: Any) -> dict[str, str]:
     """Add one streamed piece of a tool call to its slot; the slot."""
-    slot = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
-    slot["id"] = tc.id or slot["id"]
+    index = tc.index if isinstance(tc.index, int) else 0
+    slot = calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+    slot["id"] = tc.id if isinstance(tc.id, str) and tc.id else slot["id"]
     if tc.function is not None:
-        slot["name"] += clean(tc.function.name or "")
-        slot["arguments"] += clean(tc.function.arguments or "")
+        slot["name"] += clean(_piece(tc.function.name))
+        slot["arguments"] += clean(_piece(tc.function.arguments))
     return slot
+
+
+def _piece(value: Any) -> str:
+    """A streamed name or arguments fragment as text: some servers send arguments as an object, not a string."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def _calls(calls: dict[int, dict[str, str]]) -> list[ToolCallSpec]:

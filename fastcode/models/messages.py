@@ -52,7 +52,7 @@ def unanswered(messages: list[dict[str, Any]], reason: str) -> list[dict[str, An
 def _json_or_empty(raw: str) -> str:
     try:
         return raw if isinstance(json.loads(raw or "null"), dict) else "{}"
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         return "{}"
 
 

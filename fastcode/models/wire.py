@@ -25,22 +25,36 @@ class TokenCounts:
     completion: int = 0
 
 
+def _count(value: Any) -> int:
+    """A token count as a server may send it (an int, a float, a numeric string); anything else, NaN or negative: 0."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, float) and value == value and 0 <= value < 1e15:
+        return int(value)
+    return value if isinstance(value, int) and 0 <= value < 10**15 else 0
+
+
+def _usage_counts(usage: Any) -> tuple[int, int, int]:
+    """(prompt, cached, completion) from an OpenAI-style usage object; zeros for what is missing or malformed."""
+    if not isinstance(usage, dict):
+        return 0, 0, 0
+    details = usage.get("prompt_tokens_details")
+    cached = _count(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    return _count(usage.get("prompt_tokens")), cached, _count(usage.get("completion_tokens"))
+
+
 def merge_token_counts(counts: TokenCounts, usage: dict[str, Any] | None, extra: dict[str, Any]) -> TokenCounts:
-    """Fold one response (or stream chunk) into the counts so far: its `usage` dict and its extra top-level fields."""
+    """Fold one response (or stream chunk) into the counts so far: its `usage` dict and its extra top-level fields.
+    Values of the wrong type are ignored: a server's odd usage block never ends a run."""
     prompt, cached, completion = counts.prompt, counts.cached, counts.completion
-    if usage:
-        prompt = usage.get("prompt_tokens") or prompt
-        completion = usage.get("completion_tokens") or completion
-        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or cached
+    for source in (usage, (extra.get("x_groq") or {}).get("usage") if isinstance(extra.get("x_groq"), dict) else None):
+        p, c, n = _usage_counts(source)
+        prompt, cached, completion = p or prompt, c or cached, n or completion
     timings = extra.get("timings")
     if isinstance(timings, dict):  # llama.cpp
-        cache_n, prompt_n = int(timings.get("cache_n") or 0), int(timings.get("prompt_n") or 0)
+        cache_n, prompt_n = _count(timings.get("cache_n")), _count(timings.get("prompt_n"))
         cached, prompt = max(cached, cache_n), max(prompt, cache_n + prompt_n)
-        completion = max(completion, int(timings.get("predicted_n") or 0))
-    groq = extra.get("x_groq")
-    if isinstance(groq, dict) and isinstance(groq.get("usage"), dict):
-        usage = groq["usage"]
-        prompt = usage.get("prompt_tokens") or prompt
-        completion = usage.get("completion_tokens") or completion
-        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or cached
-    return TokenCounts(int(prompt), int(cached), int(completion))
+        completion = max(completion, _count(timings.get("predicted_n")))
+    return TokenCounts(prompt, cached, completion)

@@ -43,7 +43,7 @@ def _json_values(text: str) -> Iterator[tuple[int, int, Any]]:
         start = min(starts)
         try:
             value, end = _DECODER.raw_decode(text, start)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # not JSON, a 5,000-digit number, nesting too deep
             at = start + 1
             continue
         if isinstance(value, dict | list):
@@ -57,7 +57,7 @@ def _arguments(value: Any) -> str | None:
     if isinstance(value, str):
         try:
             return value if isinstance(json.loads(value), dict) else None
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             return None
     return None
 

@@ -85,6 +85,8 @@ def parse_arguments(name: str, raw: str) -> tuple[type[Tool], ToolArgs]:
         raise ToolError(f"arguments for {name} are not valid JSON ({exc.msg} at char {exc.pos})") from exc
     except RecursionError as exc:
         raise ToolError(f"arguments for {name} are nested too deeply") from exc
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise ToolError(f"arguments for {name} cannot be read: {str(exc).splitlines()[0][:120]}") from exc
     if not isinstance(data, dict):
         raise ToolError(f"arguments for {name} must be a JSON object")
     try:

@@ -194,6 +194,8 @@ class WriteFile:
         target = writable_in_repo(ctx.root, args.path)
         if target.is_dir():
             raise ToolError(f"{args.path} is a directory; give a file path")
+        if target.exists() and not target.is_file():
+            raise ToolError(f"{args.path} is not a regular file (a pipe, socket or device); it is left alone")
         shown = relative(ctx.root, target)
         existed = target.exists()
         content = args.content
