@@ -122,3 +122,14 @@ def test_a_retry_after_beyond_the_cap_fails_at_once(tmp_path, isolated_env) -> N
     assert result.returncode == 3 and seconds < 30
     line = _one_error(result)
     assert "3600" in line and "retry_after_max_s" in line
+
+
+def test_a_warm_up_answered_with_an_endless_trickle_ends_by_its_deadline(tmp_path, isolated_env) -> None:
+    with RawEndpoint([sse(forever=b": keep-alive\n\n")]) as endpoint:
+        args = ["exec", "do it", "--base-url", endpoint.base_url, "--model", "m", "-c", "agent.max_retries=0",
+                "-c", "context.enabled=false", "-c", "agent.warmup='always'",
+                "-c", "models.default.first_token_timeout_s=2"]  # fmt: skip
+        started = time.monotonic()
+        result = run_cli(args, cwd=tmp_path, env=isolated_env)
+    assert result.returncode == 3 and time.monotonic() - started < 30
+    assert "first_token_timeout_s" in _one_error(result)

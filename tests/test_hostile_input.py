@@ -92,3 +92,12 @@ def test_odd_but_readable_chunks_still_work(tmp_path, isolated_env) -> None:
         result = run_cli(args, cwd=tmp_path, env=isolated_env)
     assert result.returncode == 0, result.stdout[-2000:]
     assert json.loads(result.stdout.splitlines()[-1])["summary"] == "ok"
+
+
+def test_a_conversation_holding_lone_surrogates_is_sent_cleaned() -> None:
+    from fastcode.core.config import ModelProfile
+    from fastcode.models.client import ChatClient
+
+    body = ChatClient(ModelProfile()).request_body([{"role": "tool", "content": "x\ud800y"}], [])
+    assert body["messages"][0]["content"] == "x\ufffdy"
+    json.dumps(body).encode("utf-8")

@@ -10,10 +10,15 @@ from typing import Any
 
 
 def clean(text: str) -> str:
-    """`text` with lone surrogates replaced by U+FFFD (no UTF-8 writer accepts them)."""
-    if not any("\ud800" <= char <= "\udfff" for char in text):
+    """`text` with lone surrogates replaced by U+FFFD (no UTF-8 writer accepts them). The checks run in C: the
+    whole conversation passes through here before every request."""
+    if text.isascii():
         return text
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def clean_value(value: Any) -> Any:

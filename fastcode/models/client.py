@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 from fastcode.core.config import ModelProfile
 from fastcode.core.events import ToolCallSpec
-from fastcode.core.safe_text import clean
+from fastcode.core.safe_text import clean, clean_value
 from fastcode.models.wire import TokenCounts, is_loopback, merge_token_counts
 
 NO_KEY = "sk-no-key-required"
@@ -119,7 +119,7 @@ class ChatClient:
     def request_body(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], **extra: Any) -> dict:
         body: dict[str, Any] = {
             "model": self.profile.model,
-            "messages": messages,
+            "messages": clean_value(messages),  # a lone surrogate the model sent back cannot be encoded as UTF-8
             "stream": True,
             "stream_options": {"include_usage": True},
             **cache_hints(self.profile, self.cache_key),

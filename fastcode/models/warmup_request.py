@@ -29,6 +29,9 @@ class WarmupResult:
     error: str = ""
 
 
+_MAX_BODY = 4_000_000
+
+
 def _post(url: str, body: dict[str, Any], api_key: str | None, timeout_s: float) -> dict[str, Any]:
     headers = {"Content-Type": "application/json"}
     if api_key:
@@ -36,8 +39,18 @@ def _post(url: str, body: dict[str, Any], api_key: str | None, timeout_s: float)
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
     # A local server is never reached through $http_proxy.
     handlers = [urllib.request.ProxyHandler({})] if is_loopback(url) else []
+    deadline = time.monotonic() + timeout_s
+    body = b""
     with urllib.request.build_opener(*handlers).open(request, timeout=timeout_s) as response:
-        return json.loads(response.read() or b"{}")
+        # The socket timeout bounds each read only: a server trickling bytes forever (keep-alive comments, an
+        # endless page) must still end by the deadline.
+        while piece := response.read1(65536):
+            body += piece
+            if time.monotonic() > deadline:
+                raise TimeoutError
+            if len(body) > _MAX_BODY:
+                raise ValueError("the answer is too large for a completion")
+    return json.loads(body or b"{}")
 
 
 def _describe(exc: Exception) -> str:
