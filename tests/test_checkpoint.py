@@ -456,3 +456,20 @@ def test_large_untracked_files_stay_out_of_checkpoints_but_file_tool_edits_are_u
     assert {f.path for f in changes.files} == {"keep.txt", "data.bin"}
     undo(repo, cp.run_dir)
     assert (repo / "data.bin").read_bytes() == data and (repo / "keep.txt").read_text() == "kept\n"
+
+
+def test_undo_says_what_it_cannot_undo_outside_git(tmp_path: Path, isolated_env) -> None:
+    from conftest import run_cli
+
+    root = tmp_path / "plain"
+    root.mkdir()
+    (root / "a.txt").write_text("before\n")
+    cp = start(root)
+    cp.before_write(root / "a.txt")
+    (root / "a.txt").write_text("after\n")
+    cp.before_write(None)  # a shell command: its effects are unknown without git
+    cp.finish()
+    (cp.run_dir / "trace.jsonl").write_text("")
+    result = run_cli(["undo", "--repo", str(root)], cwd=root, env=isolated_env)
+    assert result.returncode == 0, result.stderr
+    assert "note: 1 shell command(s) ran without git" in result.stdout and "restored a.txt" in result.stdout

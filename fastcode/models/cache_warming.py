@@ -66,7 +66,7 @@ async def warm_up(
                 api_key=api_key(profile),
                 messages=messages,
                 tools=tools,
-                timeout_s=min(20.0, profile.first_token_timeout_s),
+                timeout_s=min(15.0, profile.first_token_timeout_s),
                 extra_body=cache_hints(profile, cache_key),
             )
         emit(
