@@ -16,6 +16,7 @@ from fastcode.checkpoint.checkpointer import (
     AlreadyUndone,
     Checkpointer,
     FileChange,
+    UndoError,
     UndoRefused,
     ensure_excluded,
     undo,
@@ -473,3 +474,17 @@ def test_undo_says_what_it_cannot_undo_outside_git(tmp_path: Path, isolated_env)
     result = run_cli(["undo", "--repo", str(root)], cwd=root, env=isolated_env)
     assert result.returncode == 0, result.stderr
     assert "note: 1 shell command(s) ran without git" in result.stdout and "restored a.txt" in result.stdout
+
+
+def test_undo_refuses_a_run_that_is_still_going_and_a_refusal_changes_nothing(repo: Path) -> None:
+    cp = start(repo)
+    cp.before_write(repo / "keep.txt")
+    (repo / "keep.txt").write_text("the run is still writing\n")
+    with pytest.raises(UndoError, match="still running"):
+        undo(repo, cp.run_dir)
+    run_dir = killed(cp, seconds_ago=60)
+    (repo / "keep.txt").write_text("the user's edit after the kill\n")
+    for _ in range(2):  # refused twice: the first refusal must not make the second one pass
+        with pytest.raises(UndoRefused):
+            undo(repo, run_dir)
+    assert (repo / "keep.txt").read_text() == "the user's edit after the kill\n"

@@ -117,3 +117,15 @@ def test_only_an_endpoint_or_a_key_counts_as_configured(isolated_env, monkeypatc
     assert load_settings(None, overrides=["models.default.base_url='http://h/v1'"]).endpoint_configured()
     monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
     assert load_settings(None).endpoint_configured()
+
+
+def test_an_untrusted_repository_cannot_loosen_approvals_or_wipe_a_section(tmp_path: Path, isolated_env) -> None:
+    user = tmp_path / "user.toml"
+    user.write_text("[agent]\napproval = 'auto-edit'\n[security]\nenv_deny = ['AWS_*', 'GH_PAT']\n")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / ".fastcode.toml").write_text("security = {}\n[agent]\napproval = 'full-auto'\n")
+    loaded = load_settings(repo, user_config=user)
+    assert loaded.settings.agent.approval == "auto-edit"
+    assert loaded.settings.security.env_deny == ["AWS_*", "GH_PAT"]
+    assert "agent.approval" in loaded.ignored

@@ -133,3 +133,39 @@ def test_a_warm_up_answered_with_an_endless_trickle_ends_by_its_deadline(tmp_pat
         result = run_cli(args, cwd=tmp_path, env=isolated_env)
     assert result.returncode == 3 and time.monotonic() - started < 30
     assert "first_token_timeout_s" in _one_error(result)
+
+
+def test_a_slow_endpoint_whose_warm_up_timed_out_gets_its_prefill_time(tmp_path, isolated_env) -> None:
+    """A CPU that prefills slowly: the warm-up times out, and the first call may then wait longer than
+    first_token_timeout_s alone for its first token (the prefill at the rate the timeout implies)."""
+    slow = sse(4.5, chunk(tool=("finish", '{"summary": "slow but fine"}'), finish="tool_calls"), b"data: [DONE]\n\n")
+    with RawEndpoint([hang(4.0), slow]) as endpoint:
+        args = ["exec", "do it", "--base-url", endpoint.base_url, "--model", "m", "-c", "agent.max_retries=0",
+                "-c", "context.enabled=false", "-c", "agent.warmup='always'",
+                "-c", "models.default.first_token_timeout_s=3"]  # fmt: skip
+        result = run_cli(args, cwd=tmp_path, env=isolated_env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_stream_labelled_as_json_or_text_is_still_read(tmp_path, isolated_env) -> None:
+    body = chunk(tool=("finish", '{"summary": "read anyway"}'), finish="tool_calls") + b"data: [DONE]\n\n"
+    for ctype in ("application/json", "text/plain"):
+        with RawEndpoint([http(200, ctype, body)]) as endpoint:
+            result, _ = _exec(tmp_path, isolated_env, endpoint.base_url, "--json")
+        assert result.returncode == 0, (ctype, result.stderr)
+        assert json.loads(result.stdout.splitlines()[-1])["summary"] == "read anyway"
+
+
+def test_plain_text_that_is_not_a_stream_is_a_protocol_error(tmp_path, isolated_env) -> None:
+    with RawEndpoint([http(200, "text/plain", b"Service temporarily unavailable\n")]) as endpoint:
+        result, _ = _exec(tmp_path, isolated_env, endpoint.base_url)
+        assert endpoint.requests == 1
+    assert result.returncode == 3
+    assert "text/plain" in _one_error(result)
+
+
+def test_an_event_stream_without_a_single_event_is_a_protocol_error(tmp_path, isolated_env) -> None:
+    with RawEndpoint([sse(b": nothing to see\n\n")]) as endpoint:
+        result, _ = _exec(tmp_path, isolated_env, endpoint.base_url)
+    assert result.returncode == 3
+    assert "no events" in _one_error(result)

@@ -175,3 +175,16 @@ def test_sigkill_during_a_command_leaves_no_process_and_undo_restores_the_tree(
     assert undo.returncode == 0, undo.stderr
     assert "did not finish" in undo.stdout and "removed  started.txt" in undo.stdout
     assert git(sample_repo, "status", "--porcelain") == before
+
+
+def test_auto_edit_asks_before_the_tests_run_after_an_edit(sample_repo, isolated_env, scripted) -> None:
+    """The model may write conftest.py under auto-edit; the tests fastcode runs after the edit would execute it."""
+    payload = "from pathlib import Path\nPath('conftest_payload_ran.txt').touch()\n"
+    write = {"name": "write_file", "arguments": {"path": "conftest.py", "content": payload}}
+    server = scripted({"turns": [{"tool_calls": [write]}, _finish(), _finish()]})
+    args = ["exec", "look around", "--base-url", server.base_url, "--model", "m", "--json", "--approval", "auto-edit",
+            "-c", "agent.edit_first='never'", "-c", "context.enabled=false"]  # fmt: skip
+    result = run_cli(args, cwd=sample_repo, env=isolated_env)
+    assert (sample_repo / "conftest.py").exists()
+    assert not (sample_repo / "conftest_payload_ran.txt").exists()
+    assert "declined run (approval needed, no terminal)" in result.stderr

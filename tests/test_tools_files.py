@@ -231,7 +231,9 @@ async def test_edit_refusals(repo: Path, ctx: ToolContext, writes: list[Path | N
     assert writes == []
 
 
-@pytest.mark.parametrize("path", [".git/config", ".git/hooks/pre-commit", ".GIT/config", ".fastcode/runs/x/meta.json"])
+@pytest.mark.parametrize(
+    "path", [".git/config", ".git/hooks/pre-commit", ".GIT/config", ".fastcode/runs/x/meta.json", ".fastcode.toml"]
+)
 def test_writes_under_git_or_fastcode_are_refused(tmp_path: Path, path: str) -> None:
     from fastcode.tools.base import ToolError, writable_in_repo
 

@@ -134,7 +134,7 @@ async def test_suggest_mode_asks_and_obeys_one_yes_and_one_no(sample_repo, isola
     async with app.run_test(size=(80, 24)) as pilot:
         # Gathering's test run executes the repository's code: asked for first, like any command.
         await until(pilot, lambda: approval_shown(app), "the gathering test run's approval")
-        assert app.screen.request.name == "run" and app.screen.request.tool_id == "gather.tests"
+        assert app.screen.request.name == "run" and app.screen.request.tool_id == "tests"
         await pilot.press("y")
 
         await until(pilot, lambda: approval_shown(app) and app.screen.request.name == "edit_file", "the edit")

@@ -106,6 +106,8 @@ class Session:
         self.search: tuple[int, int | None] = (0, None)
         """This run's test-time search: candidates drawn and the winner's index."""
         self._closing = False
+        self._tests_approved: bool | None = None
+        """This run's answer to "may the tests run?" where commands need approval (None: not asked yet)."""
 
     async def run(self, task: str) -> AsyncIterator[Event]:
         """Yield every event of one run, in order; the trace file gets each one first."""
@@ -135,6 +137,7 @@ class Session:
     async def _run(self, task: str, run_id: str, emit: Emitter) -> None:
         started, self.turn, self._closing = time.perf_counter(), self.turn + 1, False
         self.failing_tests, self.tests_failing_before, self.search = [], None, (0, None)
+        self._tests_approved = None
         calls_before = self.model_calls
         faststart.preload_openai()
         if self.settings.agent.auto_test or self.settings.context.run_tests:  # a warm pytest, ready before it's needed
@@ -198,17 +201,19 @@ class Session:
         self.messages.extend(msg.unanswered(self.messages, reason))
         self._ran = None
 
-    async def _may_run_tests(self, emit: Emitter) -> bool:
-        """Running the tests while gathering runs the repository's own code (conftest.py, the tests): where the
-        approval mode asks before commands, it asks for this too."""
+    async def may_run_tests(self, emit: Emitter) -> bool:
+        """Running the tests (while gathering, or after an edit) runs the repository's own code — conftest.py, and
+        whatever the model wrote: where the approval mode asks before commands, it asks for this too, once a run."""
         if self.approver is None or "run" not in NEEDS_APPROVAL[self.settings.agent.approval]:
             return True
         command = self.test_command()
         if not command:
             return False
-        request = emit(ApprovalRequested, tool_id="gather.tests", name="run", arguments={"command": command},
-                       preview=command)  # fmt: skip
-        return await self.approver(request)
+        if self._tests_approved is None:
+            request = emit(ApprovalRequested, tool_id="tests", name="run", arguments={"command": command},
+                           preview=command)  # fmt: skip
+            self._tests_approved = await self.approver(request)
+        return self._tests_approved
 
     async def _task_message(self, task: str, emit: Emitter) -> int:
         """Gather context (first turn), append the task message; return how many edit-first attempts to make."""
@@ -217,7 +222,7 @@ class Session:
             plan_tools = self._request_tools(self.settings.profile("plan")[1])
             faststart.save_prefix(self.messages[:1], plan_tools)
             warming = warm_up(self.settings, emit, self.messages[:1], self._request_tools, self.cache_key)
-            command = self.test_command() if is_about_tests(task) and await self._may_run_tests(emit) else ""
+            command = self.test_command() if is_about_tests(task) and await self.may_run_tests(emit) else ""
             gathering = gather_context(self.root, task, self.settings.context, command, emit)
             gathered, warmups = await asyncio.gather(gathering, warming)
             sections = gathered.sections
@@ -225,6 +230,8 @@ class Session:
                 self.tests_failing_before, self.failing_tests = gathered.tests_failing, gathered.failing_tests
             plan = self.settings.routes.profile_for("plan")
             own = [w for (name, _), w in zip(warm_targets(self.settings), warmups, strict=False) if name == plan]
+            for timed_out in (w for w in own if not w.ok and "timed out" in w.error):
+                self.budget.timed_out(len(str(self.messages[:1])) + len(str(plan_tools)), timed_out.ms / 1000)
             context = self.budget.fit(sections, own, emit)
             code = any(s.priority == 1 and f"## {s.title}" in context for s in sections)
         # Edit first when a test fails, or the task asks for a change to code it names (not "explain parse_date").

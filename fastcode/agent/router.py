@@ -33,6 +33,10 @@ class TestedRepo(Protocol):
 
     def test_command(self) -> str: ...
 
+    async def may_run_tests(self, emit: Emitter) -> bool:
+        """Whether the tests (the repository's own code) may run: asked once per run where commands need approval."""
+        ...
+
 
 WRITES = {"edit_file", "write_file"}
 _TEST_COMMAND = re.compile(
@@ -164,6 +168,8 @@ class Router:
         command = repo.test_command()
         if not command:
             return ""
+        if not await repo.may_run_tests(emit):
+            return f"(fastcode did not run `{command}` after the edit: running the tests needs approval, declined)"
         timeout_s = min(300.0, self.settings.agent.timeout_s)
         result: TestResult | None = None
         if repo.failing_tests:

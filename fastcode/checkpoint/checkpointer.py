@@ -24,6 +24,7 @@ Undoing a run twice raises AlreadyUndone.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -249,13 +250,23 @@ class Checkpointer:
         threading.Thread(target=self._heartbeat, daemon=True).start()
 
     def _heartbeat(self) -> None:
-        """Touch `alive` every second until finish(); a killed run's last touch is when it stopped."""
+        """Hold a lock on `alive` and touch it every second until finish(): while the lock is held the run is alive
+        (the kernel drops it when the process dies, SIGKILL too); a killed run's last touch is when it stopped."""
         alive = self.run_dir / ALIVE
-        while True:
-            with contextlib.suppress(OSError):
-                alive.touch()
-            if self._stopped.wait(HEARTBEAT_S):
-                return
+        try:
+            held = open(alive, "a")  # noqa: SIM115 — held for the run's life
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            held = None
+        try:
+            while True:
+                with contextlib.suppress(OSError):
+                    os.utime(alive)
+                if self._stopped.wait(HEARTBEAT_S):
+                    return
+        finally:
+            if held is not None:
+                held.close()
 
     def _commit_checkpoint(self, tree: str, parent: str | None) -> None:
         """Runs in a thread; touches only `_commit_result`, so meta.json writes never race with it."""
@@ -315,12 +326,16 @@ def undo(root: Path, run_dir: Path, *, force: bool = False) -> UndoResult:
     notes = []
     if not meta.get("finished"):
         stopped = _stopped_at(run_dir)
+        if not force and _still_running(run_dir):
+            raise UndoError(f"run {meta['run_id']} is still running; stop it first (Ctrl-C), or force")
+        unfinished = json.loads(json.dumps(meta))
         resumed = Checkpointer._resume(root, run_dir, meta)
         resumed.finish()
         meta = resumed._meta
         base = resumed._git.top if resumed._git is not None else Path(root).resolve()
         late = _changed_after(base, meta["files"], stopped + LATE_S)
         if late and not force:
+            _write_meta(run_dir, unfinished)  # still unfinished: the next undo judges the same files the same way
             raise UndoRefused(late)
         when = datetime.fromtimestamp(stopped).astimezone().strftime("%H:%M:%S")
         notes.append(
@@ -378,13 +393,17 @@ def _undo_commits(store: GitStore, run_dir: Path, meta: dict[str, Any]) -> list[
     ref, before = head.get("ref"), head.get("sha")
     if not after or after == before:
         return []
-    if not ref or store.head() != after:
-        return [f"the run made commits ({(before or 'none')[:10]} -> {after[:10]}), and HEAD has moved since: "
-                "left as it is"]  # fmt: skip
-    if before:
-        store.run("update-ref", "-m", "fastcode undo", ref, before, after)
-    else:
-        store.run("update-ref", "-d", ref, after)
+    moved = [f"the run made commits ({(before or 'none')[:10]} -> {after[:10]}), and HEAD has moved or changed "
+             "branch since: left as it is"]  # fmt: skip
+    if not ref or store.head_ref() != ref or store.head() != after:
+        return moved
+    try:
+        if before:
+            store.run("update-ref", "-m", "fastcode undo", ref, before, after)
+        else:
+            store.run("update-ref", "-d", ref, after)
+    except GitError:
+        return moved
     saved = run_dir / INDEX_BEFORE
     if saved.is_file():
         shutil.copy2(saved, store.git_dir / "index")
@@ -444,10 +463,23 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
+def _still_running(run_dir: Path) -> bool:
+    """True while the run's process holds the lock on its `alive` file."""
+    try:
+        with open(run_dir / ALIVE, "a") as alive:
+            fcntl.flock(alive, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def _stopped_at(run_dir: Path) -> float:
-    """When an unfinished run stopped: its last heartbeat, trace line or meta.json write, whichever is latest."""
+    """When an unfinished run stopped: its last heartbeat or trace line, whichever is latest (meta.json is not a
+    witness: undo itself rewrites it)."""
     times = [0.0]
-    for name in (ALIVE, META, "trace.jsonl"):
+    for name in (ALIVE, "trace.jsonl"):
         with contextlib.suppress(OSError):
             times.append((run_dir / name).stat().st_mtime)
     return max(times)

@@ -87,6 +87,14 @@ class ContextBudget:
             if getattr(result, "ok", False):
                 self.sample(result.prompt_tokens - result.cached_tokens, result.ms / 1000, "warm-up")
 
+    def timed_out(self, chars: int, seconds: float) -> None:
+        """A warm-up of `chars` characters got no answer within `seconds`: the prefill rate is at most that. Not
+        remembered, but for this run a slow CPU is not taken for a fast endpoint (its first call gets the time its
+        prefill needs; a hung endpoint pays the same allowance)."""
+        bound = chars / CHARS_PER_TOKEN / max(seconds, 0.001)
+        if bound < self.prefill_rate()[0]:
+            self.rate, self.source = bound, "warm-up timed out"
+
     def observe(self, result: Any) -> None:
         """A model call's result: its uncached prompt tokens over its TTFT."""
         if result.ttft_ms:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from fastcode.context.repomap import DefinitionCache, build_repo_map, changed_files, task_terms
 from fastcode.context.testcmd import run_tests_traced
 from fastcode.core.events import PhaseFinished, PhaseStarted
+from fastcode.core.secrets import mask
 from fastcode.tools.base import inside_repo, relative
 from fastcode.tools.files import numbered, split_lines
 from fastcode.tools.shell import run_command
@@ -269,5 +270,6 @@ async def gather_context(root: Path, task: str, settings: ContextSection, test_c
         ms=round((time.perf_counter() - started) * 1000, 2),
         detail=f"{chars} chars, {len(sections)} sections, {len(sources)} sources, {len(task_terms(task))} task terms",
     )
-    found.sections = sections
+    # a key in an un-ignored .env, shown by a search hit or an excerpt, must not reach the prompt or the trace
+    found.sections = [Section(s.title, mask(s.body), s.priority, keep_tail=s.keep_tail) for s in sections]
     return found

@@ -308,6 +308,7 @@ class _Layers:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        data = {k: v for k, v in data.items() if v != {}}  # an empty table sets nothing (it would wipe a section)
         left_out = [] if trusted else [key for key in data if guarded(key)]
         for dotted, value in data.items():
             if dotted not in left_out:

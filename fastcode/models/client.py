@@ -245,11 +245,16 @@ class ChatClient:
         ctype = (http.headers.get("content-type", "") if http is not None else "").lower()
         if not ctype or "text/event-stream" in ctype:
             return False
-        head = b""
-        async for piece in http.aiter_bytes():
+        head, pieces = b"", http.aiter_bytes()
+        async for piece in pieces:
             head += piece
             if len(head) > _MAX_JSON_BODY:
                 break
+        if head.lstrip().startswith((b"data:", b":", b"event:")):  # a stream all the same, mislabelled
+            async for piece in pieces:
+                head += piece
+            self._sse_body(head, result, started, on_first_token, on_text)
+            return True
         data: Any = None
         if "json" in ctype:
             with contextlib.suppress(ValueError, RecursionError):
@@ -266,6 +271,41 @@ class ChatClient:
             f"endpoint {self.profile.base_url} answered {ctype.split(';')[0]}, not an OpenAI chat completion "
             f"stream (it begins {shown!r}); is the URL right, or is a proxy or login page in the way?",
         )
+
+    def _sse_body(
+        self,
+        body: bytes,
+        result: CallResult,
+        started: float,
+        on_first_token: Callable[[float], None] | None,
+        on_text: Callable[[str, str], None] | None,
+    ) -> None:
+        """An event stream the server labelled as something else, read here from its whole body."""
+        from openai.types.chat import ChatCompletionChunk
+        from pydantic import ValidationError
+
+        calls: dict[int, dict[str, str]] = {}
+        others: dict[int, tuple[CallResult, dict[int, dict[str, str]]]] = {}
+        first, seen = None, 0
+        for line in body.splitlines():
+            payload = line[5:].strip() if line.startswith(b"data:") else b""
+            if not payload:
+                continue
+            if payload == b"[DONE]":
+                break
+            try:
+                data = json.loads(payload)
+                if isinstance(data, dict) and data.get("error"):
+                    raise EndpointError("server", f"endpoint {self.profile.base_url} sent an error in the stream: "
+                                                  f"{str(data['error'])[:300]}")  # fmt: skip
+                chunk = ChatCompletionChunk.model_validate(data)
+            except (ValueError, RecursionError, ValidationError) as exc:
+                raise self._garbled(str(exc)) from None
+            first = self._one_chunk(chunk, result, calls, set(), first, others, started, on_first_token, on_text, None)
+            seen += 1
+        if not seen:
+            raise self._garbled("an answer with no events")
+        _finalize(result, calls, others, first, started)
 
     def _wait(self, exc: Exception, attempt: int) -> tuple[float, str]:
         """How long to wait before retry `attempt + 1`, and why: the server's Retry-After when it sends one (capped by
@@ -332,21 +372,18 @@ class ChatClient:
         reported: set[int] = set()
         first: float | None = None
         others: dict[int, tuple[CallResult, dict[int, dict[str, str]]]] = {}
+        seen = 0
         async for chunk in self._chunks(response):
             try:
                 first = self._one_chunk(chunk, result, calls, reported, first, others, started,
                                         on_first_token, on_text, on_call_ready)  # fmt: skip
             except (AttributeError, TypeError) as exc:  # a field of the wrong type: not an OpenAI chunk
                 raise self._garbled(f"{type(exc).__name__}: {exc}") from None
+            seen += 1
             tick()
-        end = time.perf_counter()
-        result.total_ms = round((end - started) * 1000, 2)
-        result.decode_ms = round((end - first) * 1000, 2) if first is not None else 0.0
-        result.tool_calls = _calls(calls)
-        for _, (other, other_calls) in sorted(others.items()):
-            other.tool_calls = _calls(other_calls)
-            other.decode_ms, other.total_ms = result.decode_ms, result.total_ms
-            result.more.append(other)
+        if not seen:  # every OpenAI-compatible stream has at least one chunk: this was not one
+            raise self._garbled("an answer with no events")
+        _finalize(result, calls, others, first, started)
 
     @staticmethod
     def _one_chunk(
@@ -428,6 +465,24 @@ class ChatClient:
 
 _MAX_JSON_BODY = 4_000_000
 """Bytes of a non-streamed answer read at most (a JSON completion is far smaller; an endless page is not read)."""
+
+
+def _finalize(
+    result: CallResult,
+    calls: dict[int, dict[str, str]],
+    others: dict[int, tuple[CallResult, dict[int, dict[str, str]]]],
+    first: float | None,
+    started: float,
+) -> None:
+    """Timings and tool calls of a finished stream, and its other choices (n > 1) in `result.more`."""
+    end = time.perf_counter()
+    result.total_ms = round((end - started) * 1000, 2)
+    result.decode_ms = round((end - first) * 1000, 2) if first is not None else 0.0
+    result.tool_calls = _calls(calls)
+    for _, (other, other_calls) in sorted(others.items()):
+        other.tool_calls = _calls(other_calls)
+        other.decode_ms, other.total_ms = result.decode_ms, result.total_ms
+        result.more.append(other)
 
 
 async def _not_http(exc: Exception, base_url: str) -> str:

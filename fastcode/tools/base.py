@@ -124,11 +124,14 @@ PROTECTED_DIRS = frozenset({".git", ".fastcode"})
 
 
 def writable_in_repo(root: Path, path: str) -> Path:
-    """`resolve_in_repo` for a write: also refuses anything under `.git/` or `.fastcode/`, whatever the case."""
+    """`resolve_in_repo` for a write: also refuses anything under `.git/` or `.fastcode/`, whatever the case, and
+    the repository's `.fastcode.toml` (in a trusted repository it chooses endpoints and commands)."""
     target = resolve_in_repo(root, path)
     parts = target.relative_to(root.resolve()).parts
     if any(part.lower() in PROTECTED_DIRS for part in parts):
         raise ToolError(f"{path!r} is inside .git/ or .fastcode/, which the file tools never write")
+    if parts and parts[0].lower() == ".fastcode.toml":
+        raise ToolError(".fastcode.toml is fastcode's own configuration; the file tools never write it")
     return target
 
 
