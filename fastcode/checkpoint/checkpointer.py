@@ -247,17 +247,18 @@ class Checkpointer:
         self._meta["checkpointed"] = True
         self._meta["checkpoint_ms"] = round((time.perf_counter() - started) * 1000, 1)
         self._save()
-        threading.Thread(target=self._heartbeat, daemon=True).start()
-
-    def _heartbeat(self) -> None:
-        """Hold a lock on `alive` and touch it every second until finish(): while the lock is held the run is alive
-        (the kernel drops it when the process dies, SIGKILL too); a killed run's last touch is when it stopped."""
-        alive = self.run_dir / ALIVE
-        try:
-            held = open(alive, "a")  # noqa: SIM115 — held for the run's life
+        try:  # taken before the first write goes ahead, so an undo at any later moment sees the run alive
+            held = open(self.run_dir / ALIVE, "a")  # noqa: SIM115 — held for the run's life
             fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             held = None
+        threading.Thread(target=self._heartbeat, args=(held,), daemon=True).start()
+
+    def _heartbeat(self, held: Any) -> None:
+        """Keep the lock on `alive` (taken by _take) and touch the file every second until finish(): while the lock
+        is held the run is alive (the kernel drops it when the process dies, SIGKILL too); a killed run's last touch
+        is when it stopped."""
+        alive = self.run_dir / ALIVE
         try:
             while True:
                 with contextlib.suppress(OSError):
