@@ -221,9 +221,9 @@ class ChatClient:
                     timer.reschedule(when)
 
                 response = await self._openai().chat.completions.create(**kwargs, extra_body=extra_body or None)
-                if await self._not_a_stream(response, result, started, on_first_token, on_text):
-                    return
-                await self._consume(response, result, started, on_first_token, on_text, on_call_ready, tick)
+                chunks = await self._stream_of(response, result, started, on_first_token, on_text)
+                if chunks is not None:
+                    await self._consume(chunks, result, started, on_first_token, on_text, on_call_ready, tick)
         except TimeoutError:
             raise missed from None
         finally:
@@ -231,20 +231,21 @@ class ChatClient:
                 with contextlib.suppress(Exception):
                     await response.close()
 
-    async def _not_a_stream(
+    async def _stream_of(
         self,
         response: Any,
         result: CallResult,
         started: float,
         on_first_token: Callable[[float], None] | None,
         on_text: Callable[[str, str], None] | None,
-    ) -> bool:
-        """A 200 that is not an event stream: a plain JSON completion is taken (True); anything else (HTML from a
+    ) -> AsyncIterator[Any] | None:
+        """The chunks to consume: the event stream's, or those of a stream the server labelled as something else.
+        None when the answer was a plain JSON completion (taken into `result` here). Anything else (HTML from a
         captive portal or proxy, text) is an EndpointError naming the content type and the first bytes."""
         http = getattr(response, "response", None)
         ctype = (http.headers.get("content-type", "") if http is not None else "").lower()
         if not ctype or "text/event-stream" in ctype:
-            return False
+            return self._chunks(response)
         head, pieces = b"", http.aiter_bytes()
         async for piece in pieces:
             head += piece
@@ -253,15 +254,14 @@ class ChatClient:
         if head.lstrip().startswith((b"data:", b":", b"event:")):  # a stream all the same, mislabelled
             async for piece in pieces:
                 head += piece
-            self._sse_body(head, result, started, on_first_token, on_text)
-            return True
+            return _listed(self._sse_chunks(head))
         data: Any = None
         if "json" in ctype:
             with contextlib.suppress(ValueError, RecursionError):
                 data = json.loads(head)
         if isinstance(data, dict) and isinstance(data.get("choices"), list):
             _from_completion(data, result, started, on_first_token, on_text)
-            return True
+            return None
         if isinstance(data, dict) and data.get("error"):
             message = data["error"].get("message") if isinstance(data["error"], dict) else data["error"]
             raise EndpointError("server", f"endpoint {self.profile.base_url} answered with an error: {message}")
@@ -272,21 +272,12 @@ class ChatClient:
             f"stream (it begins {shown!r}); is the URL right, or is a proxy or login page in the way?",
         )
 
-    def _sse_body(
-        self,
-        body: bytes,
-        result: CallResult,
-        started: float,
-        on_first_token: Callable[[float], None] | None,
-        on_text: Callable[[str, str], None] | None,
-    ) -> None:
-        """An event stream the server labelled as something else, read here from its whole body."""
+    def _sse_chunks(self, body: bytes) -> list[Any]:
+        """The chunks of an event stream read as a whole body (validated here: nothing decoded them)."""
         from openai.types.chat import ChatCompletionChunk
         from pydantic import ValidationError
 
-        calls: dict[int, dict[str, str]] = {}
-        others: dict[int, tuple[CallResult, dict[int, dict[str, str]]]] = {}
-        first, seen = None, 0
+        chunks = []
         for line in body.splitlines():
             payload = line[5:].strip() if line.startswith(b"data:") else b""
             if not payload:
@@ -298,14 +289,10 @@ class ChatClient:
                 if isinstance(data, dict) and data.get("error"):
                     raise EndpointError("server", f"endpoint {self.profile.base_url} sent an error in the stream: "
                                                   f"{str(data['error'])[:300]}")  # fmt: skip
-                chunk = ChatCompletionChunk.model_validate(data)
+                chunks.append(ChatCompletionChunk.model_validate(data))
             except (ValueError, RecursionError, ValidationError) as exc:
                 raise self._garbled(str(exc)) from None
-            first = self._one_chunk(chunk, result, calls, set(), first, others, started, on_first_token, on_text, None)
-            seen += 1
-        if not seen:
-            raise self._garbled("an answer with no events")
-        _finalize(result, calls, others, first, started)
+        return chunks
 
     def _wait(self, exc: Exception, attempt: int) -> tuple[float, str]:
         """How long to wait before retry `attempt + 1`, and why: the server's Retry-After when it sends one (capped by
@@ -360,7 +347,7 @@ class ChatClient:
 
     async def _consume(
         self,
-        response: Any,
+        chunks: AsyncIterator[Any],
         result: CallResult,
         started: float,
         on_first_token: Callable[[float], None] | None,
@@ -373,7 +360,7 @@ class ChatClient:
         first: float | None = None
         others: dict[int, tuple[CallResult, dict[int, dict[str, str]]]] = {}
         seen = 0
-        async for chunk in self._chunks(response):
+        async for chunk in chunks:
             try:
                 first = self._one_chunk(chunk, result, calls, reported, first, others, started,
                                         on_first_token, on_text, on_call_ready)  # fmt: skip
@@ -383,7 +370,14 @@ class ChatClient:
             tick()
         if not seen:  # every OpenAI-compatible stream has at least one chunk: this was not one
             raise self._garbled("an answer with no events")
-        _finalize(result, calls, others, first, started)
+        end = time.perf_counter()
+        result.total_ms = round((end - started) * 1000, 2)
+        result.decode_ms = round((end - first) * 1000, 2) if first is not None else 0.0
+        result.tool_calls = _calls(calls)
+        for _, (other, other_calls) in sorted(others.items()):
+            other.tool_calls = _calls(other_calls)
+            other.decode_ms, other.total_ms = result.decode_ms, result.total_ms
+            result.more.append(other)
 
     @staticmethod
     def _one_chunk(
@@ -467,22 +461,9 @@ _MAX_JSON_BODY = 4_000_000
 """Bytes of a non-streamed answer read at most (a JSON completion is far smaller; an endless page is not read)."""
 
 
-def _finalize(
-    result: CallResult,
-    calls: dict[int, dict[str, str]],
-    others: dict[int, tuple[CallResult, dict[int, dict[str, str]]]],
-    first: float | None,
-    started: float,
-) -> None:
-    """Timings and tool calls of a finished stream, and its other choices (n > 1) in `result.more`."""
-    end = time.perf_counter()
-    result.total_ms = round((end - started) * 1000, 2)
-    result.decode_ms = round((end - first) * 1000, 2) if first is not None else 0.0
-    result.tool_calls = _calls(calls)
-    for _, (other, other_calls) in sorted(others.items()):
-        other.tool_calls = _calls(other_calls)
-        other.decode_ms, other.total_ms = result.decode_ms, result.total_ms
-        result.more.append(other)
+async def _listed(chunks: list[Any]) -> AsyncIterator[Any]:
+    for chunk in chunks:
+        yield chunk
 
 
 async def _not_http(exc: Exception, base_url: str) -> str:
