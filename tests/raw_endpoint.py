@@ -61,6 +61,13 @@ def chunk(content: str = "", tool: tuple[str, str] | None = None, finish: str | 
 FINISH_STREAM = sse(chunk(tool=("finish", '{"summary": "done"}'), finish="tool_calls"), b"data: [DONE]\n\n")
 
 
+def progress(processed: int, total: int = 4000) -> bytes:
+    """llama.cpp's report on the prompt it is prefilling (`return_progress`): a chunk without a token."""
+    return data({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                 "choices": [{"index": 0, "delta": {"role": "assistant", "content": None}, "finish_reason": None}],
+                 "prompt_progress": {"total": total, "cache": 0, "processed": processed, "time_ms": 0}})  # fmt: skip
+
+
 def raw(banner: bytes) -> Answer:
     """Not HTTP at all: a banner, then the connection closes."""
     return lambda out: out.write(banner)
@@ -71,10 +78,11 @@ def hang(seconds: float = 600) -> Answer:
 
 
 class RawEndpoint:
-    """Serves `answers` in order (the last one repeats) on 127.0.0.1; counts chat requests."""
+    """Serves `answers` in order (the last one repeats) on 127.0.0.1; counts chat requests. Other routes get a 404,
+    or `others` (a hung server hangs on every route)."""
 
-    def __init__(self, answers: list[Answer]) -> None:
-        self.answers = answers
+    def __init__(self, answers: list[Answer], others: Answer | None = None) -> None:
+        self.answers, self.others = answers, others
         self.requests = 0
         owner = self
 
@@ -104,6 +112,8 @@ class RawEndpoint:
 
     def next_answer(self, request_line: bytes) -> Answer:
         if b"/chat/completions" not in request_line:
+            if self.others is not None:
+                return self.others
             return http(404, "application/json", b'{"error": {"message": "no such route"}}')
         index = min(self.requests, len(self.answers) - 1)
         self.requests += 1

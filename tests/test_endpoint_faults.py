@@ -8,7 +8,7 @@ import json
 import time
 
 from conftest import run_cli
-from raw_endpoint import FINISH_STREAM, BannerServer, RawEndpoint, chunk, data, hang, http, sse
+from raw_endpoint import FINISH_STREAM, BannerServer, RawEndpoint, chunk, data, hang, http, progress, sse
 
 QUICK = ["-c", "agent.max_retries=2", "-c", "context.enabled=false", "-c", "agent.warmup='never'"]
 
@@ -145,6 +145,42 @@ def test_a_slow_endpoint_whose_warm_up_timed_out_gets_its_prefill_time(tmp_path,
                 "-c", "models.default.first_token_timeout_s=3"]  # fmt: skip
         result = run_cli(args, cwd=tmp_path, env=isolated_env)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_hung_local_endpoint_fails_once_its_warm_up_times_out(tmp_path, isolated_env) -> None:
+    """Nothing answers, not even GET /models: the run ends after the warm-up's timeout and a 3 s probe, without
+    sending the first call (which would wait its whole first-token deadline plus a prefill allowance)."""
+    with RawEndpoint([hang()], others=hang()) as endpoint:
+        args = ["exec", "do it", "--base-url", endpoint.base_url, "--model", "m", "-c", "context.enabled=false",
+                "-c", "agent.warmup='always'", "-c", "models.default.first_token_timeout_s=3"]  # fmt: skip
+        started = time.monotonic()
+        result = run_cli(args, cwd=tmp_path, env=isolated_env)
+        assert endpoint.requests == 1  # the warm-up only
+    assert result.returncode == 3 and time.monotonic() - started < 20
+    line = _one_error(result)
+    assert "looks hung" in line and "GET /models" in line
+
+
+def test_a_server_reporting_prompt_progress_is_waited_for(tmp_path, isolated_env) -> None:
+    """llama.cpp reports its progress on a long prompt: each report restarts the first-token deadline, so a prompt
+    whose prefill takes longer than first_token_timeout_s still gets its answer."""
+    reports = [event for n in range(5) for event in (progress(n * 800), 1.0)]
+    slow = sse(*reports, chunk(tool=("finish", '{"summary": "prefilled"}'), finish="tool_calls"), b"data: [DONE]\n\n")
+    with RawEndpoint([slow]) as endpoint:
+        result, seconds = _exec(tmp_path, isolated_env, endpoint.base_url, "-c",
+                                "models.default.first_token_timeout_s=2")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert seconds >= 5
+
+
+def test_a_server_whose_prompt_progress_stops_hits_the_first_token_deadline(tmp_path, isolated_env) -> None:
+    stuck = sse(progress(0), 1.0, progress(800), 600.0)
+    with RawEndpoint([stuck]) as endpoint:
+        result, seconds = _exec(tmp_path, isolated_env, endpoint.base_url, "-c",
+                                "models.default.first_token_timeout_s=2")  # fmt: skip
+        assert endpoint.requests == 1
+    assert result.returncode == 3 and seconds < 30
+    assert "first_token_timeout_s" in _one_error(result)
 
 
 def test_a_stream_labelled_as_json_or_text_is_still_read(tmp_path, isolated_env) -> None:

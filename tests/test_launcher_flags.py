@@ -42,6 +42,7 @@ def test_llama_cpu_command_has_the_agent_flags_and_no_gpu_flags() -> None:
         "--metrics",
         "--cache-ram 4096",
         "-a qwen2.5-coder-7b-q4_k_m",
+        "-b 512",  # one prompt-progress report per 512 tokens
     ):
         assert piece in line
     assert "-ngl" not in argv and "-fa" not in argv
@@ -52,6 +53,7 @@ def test_llama_cpu_command_has_the_agent_flags_and_no_gpu_flags() -> None:
 def test_llama_gpu_build_offloads_everything_with_flash_attention() -> None:
     argv, _ = llama_command(["llama-server"], LlamaOptions(GGUF, 8123), LLAMA_HELP, gpu=True)
     assert "-ngl 999" in _pairs(argv) and "-fa on" in _pairs(argv)
+    assert "-b" not in argv  # a GPU prefills a 2048-token batch in well under a second
 
 
 def test_llama_draft_and_lookup_decoding() -> None:

@@ -52,6 +52,7 @@ from fastcode.models import faststart
 from fastcode.models import messages as msg
 from fastcode.models.cache_warming import warm_targets, warm_up
 from fastcode.models.client import CallResult, ChatClient, EndpointError, server_kind
+from fastcode.models.warmup_request import PROBE_TIMEOUT_S, WarmupResult
 from fastcode.models.wire import is_loopback
 from fastcode.toolcalls import ToolMode, resolve_mode
 from fastcode.toolcalls.modes import Parsed
@@ -231,6 +232,8 @@ class Session:
             plan = self.settings.routes.profile_for("plan")
             own = [w for (name, _), w in zip(warm_targets(self.settings), warmups, strict=False) if name == plan]
             for timed_out in (w for w in own if not w.ok and "timed out" in w.error):
+                if timed_out.hung:
+                    raise self._hung(timed_out)
                 self.budget.timed_out(len(str(self.messages[:1])) + len(str(plan_tools)), timed_out.ms / 1000)
             context = self.budget.fit(sections, own, emit)
             code = any(s.priority == 1 and f"## {s.title}" in context for s in sections)
@@ -244,6 +247,17 @@ class Session:
         self.messages.append(msg.user(render(template, task=task, context=context, edit_first=edit_first)))
         judged = bool(self.settings.agent.auto_test and self.test_command())  # without tests, nothing to reject on
         return (self.settings.agent.edit_attempts if judged else 1) if edit_first else 0
+
+    def _hung(self, warmup: WarmupResult) -> EndpointError:
+        """The plan endpoint answered neither its warm-up nor a plain GET: fail now rather than after the first call's
+        whole first-token deadline (a slow endpoint still answers the GET and gets its time)."""
+        profile = self.settings.profile("plan")[1]
+        return EndpointError(
+            "timeout",
+            f"endpoint {profile.base_url} answered neither the warm-up within {warmup.ms / 1000:.0f} s nor "
+            f"GET /models within {PROBE_TIMEOUT_S:g} s: it looks hung (is the server stopped or stuck? "
+            f"agent.warmup='never' skips this check)",
+        )
 
     async def _act(
         self, reply: Reply, tools: ToolExecutor, router: Router, state: TurnState, emit: Emitter, step: int

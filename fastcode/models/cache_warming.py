@@ -8,6 +8,7 @@ the exact system prompt + tools and `max_tokens: 1`, so the first real call read
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ from fastcode.core.config import ModelProfile, Settings
 from fastcode.core.events import ModelCallFinished, ModelCallStarted
 from fastcode.models import faststart
 from fastcode.models.client import api_key, cache_hints, server_kind
-from fastcode.models.warmup_request import WarmupResult, warmup_request
+from fastcode.models.warmup_request import WARMUP_TIMEOUT_S, WarmupResult, answers_http, warmup_request
 
 if TYPE_CHECKING:
     from fastcode.core.emitter import Emitter
@@ -48,7 +49,7 @@ async def warm_up(
     cache_key: str,
 ) -> list[WarmupResult]:
     """Warm every target at once (each with the `tools` its requests carry); failures are reported in the trace and
-    otherwise ignored."""
+    otherwise ignored. A warm-up that times out asks the endpoint for `/models`: no answer marks it hung."""
 
     async def one(index: int, name: str, profile: ModelProfile) -> WarmupResult:
         tools = tools_for(profile)
@@ -66,9 +67,12 @@ async def warm_up(
                 api_key=api_key(profile),
                 messages=messages,
                 tools=tools,
-                timeout_s=min(15.0, profile.first_token_timeout_s),
+                timeout_s=min(WARMUP_TIMEOUT_S, profile.first_token_timeout_s),
                 extra_body=cache_hints(profile, cache_key),
             )
+        if not result.ok and result.error == "timed out":
+            alive = await asyncio.to_thread(answers_http, profile.base_url, api_key(profile))
+            result = dataclasses.replace(result, error="timed out" if alive else "timed out; hung", hung=not alive)
         emit(
             ModelCallFinished,
             **common,

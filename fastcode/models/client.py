@@ -124,6 +124,8 @@ class ChatClient:
             "stream_options": {"include_usage": True},
             **cache_hints(self.profile, self.cache_key),
         }
+        if server_kind(self.profile) == "llamacpp":
+            body["return_progress"] = True  # prompt-progress events while a long prompt is prefilled: see `_attempt`
         if tools:
             body["tools"] = tools
             body["tool_choice"] = "auto"
@@ -196,27 +198,38 @@ class ChatClient:
         on_text: Callable[[str, str], None] | None,
         on_call_ready: Callable[[ToolCallSpec], None] | None,
     ) -> None:
-        """One request under its deadlines: first token (plus prefill), then idle between chunks, and the whole."""
+        """One request under its deadlines: first token (plus prefill), then idle between chunks, and the whole.
+        A server that reports its progress on the prompt (llama.cpp's `prompt_progress`, one report per batch of
+        prompt tokens) proves it is working: each report also restarts the first-token deadline, so a prefill
+        slower than the allowance is waited for as long as it moves."""
         loop, started = asyncio.get_running_loop(), time.perf_counter()
         first_s = self.profile.first_token_timeout_s + max(prefill_s, 0.0)
-        whole = loop.time() + self.profile.request_timeout_s
-        first_at = loop.time() + first_s
+        begun = loop.time()
+        whole, first_at = begun + self.profile.request_timeout_s, begun + first_s
         response: Any = None
 
         def deadline() -> tuple[float, Deadline]:
-            if result.ttft_ms is None and first_at < whole:
-                return first_at, Deadline("first_token_timeout_s", first_s)
+            if result.ttft_ms is None:
+                at, missed = first_at, Deadline("first_token_timeout_s", first_s)
+                if progress_at is not None and progress_at + self.profile.first_token_timeout_s > first_at:
+                    at = progress_at + self.profile.first_token_timeout_s
+                    missed = Deadline("first_token_timeout_s", at - begun)
+                if at < whole:
+                    return at, missed
             idle = loop.time() + self.profile.idle_timeout_s
             if result.ttft_ms is not None and idle < whole:
                 return idle, Deadline("idle_timeout_s", self.profile.idle_timeout_s)
             return whole, Deadline("request_timeout_s", self.profile.request_timeout_s)
 
+        progress_at: float | None = None
         when, missed = deadline()
         try:
             async with asyncio.timeout_at(when) as timer:
 
-                def tick() -> None:
-                    nonlocal missed
+                def tick(progress: bool) -> None:
+                    nonlocal missed, progress_at
+                    if progress:
+                        progress_at = loop.time()
                     when, missed = deadline()
                     timer.reschedule(when)
 
@@ -341,7 +354,7 @@ class ChatClient:
         }[missed.setting]
         return EndpointError(
             "timeout",
-            f"endpoint {self.profile.base_url} {what} within {missed.seconds:g} s "
+            f"endpoint {self.profile.base_url} {what} within {missed.seconds:.0f} s "
             f"(raise models.{self.name}.{missed.setting} if it is just slow)",
         )
 
@@ -353,7 +366,7 @@ class ChatClient:
         on_first_token: Callable[[float], None] | None,
         on_text: Callable[[str, str], None] | None,
         on_call_ready: Callable[[ToolCallSpec], None] | None = None,
-        tick: Callable[[], None] = lambda: None,
+        tick: Callable[[bool], None] = lambda progress: None,
     ) -> None:
         calls: dict[int, dict[str, str]] = {}
         reported: set[int] = set()
@@ -367,7 +380,7 @@ class ChatClient:
             except (AttributeError, TypeError) as exc:  # a field of the wrong type: not an OpenAI chunk
                 raise self._garbled(f"{type(exc).__name__}: {exc}") from None
             seen += 1
-            tick()
+            tick(getattr(chunk, "prompt_progress", None) is not None)
         if not seen:  # every OpenAI-compatible stream has at least one chunk: this was not one
             raise self._garbled("an answer with no events")
         end = time.perf_counter()

@@ -149,7 +149,7 @@ def begin(argv: list[str]) -> None:
     extra = {"cache_prompt": True} if local else {}
 
     def send() -> None:
-        from fastcode.models.warmup_request import warmup_request
+        from fastcode.models.warmup_request import WARMUP_TIMEOUT_S, warmup_request
 
         try:
             future.set_result(
@@ -159,7 +159,7 @@ def begin(argv: list[str]) -> None:
                     api_key=key or None,
                     messages=messages,
                     tools=tools,
-                    timeout_s=30.0,
+                    timeout_s=WARMUP_TIMEOUT_S,
                     extra_body=extra,
                 )
             )

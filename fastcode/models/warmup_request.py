@@ -27,8 +27,13 @@ class WarmupResult:
     cached_tokens: int = 0
     """Prompt tokens the server already had cached (llama.cpp `timings.cache_n` or `prompt_tokens_details`)."""
     error: str = ""
+    hung: bool = False
+    """It timed out, and the endpoint did not answer a plain GET either: nothing is serving (see `answers_http`)."""
 
 
+WARMUP_TIMEOUT_S = 15.0
+"""How long a warm-up waits at most: on a slow CPU a long prefix takes longer, and then the first call waits for it."""
+PROBE_TIMEOUT_S = 3.0
 _MAX_BODY = 4_000_000
 
 
@@ -51,6 +56,23 @@ def _post(url: str, body: dict[str, Any], api_key: str | None, timeout_s: float)
             if len(body) > _MAX_BODY:
                 raise ValueError("the answer is too large for a completion")
     return json.loads(body or b"{}")
+
+
+def answers_http(base_url: str, api_key: str | None, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether `GET {base_url}/models` gets any HTTP answer (whatever its status) within `timeout_s`. A server busy
+    with a long prefill still answers it (llama.cpp and vLLM serve it on other threads, in milliseconds); a hung one
+    (stopped, deadlocked, a black hole behind a proxy) does not. Tells a slow endpoint from a dead one."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    request = urllib.request.Request(base_url.rstrip("/") + "/models", headers=headers)
+    handlers = [urllib.request.ProxyHandler({})] if is_loopback(base_url) else []
+    try:
+        with urllib.request.build_opener(*handlers).open(request, timeout=timeout_s) as response:
+            response.read1(1)
+        return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError, http.client.HTTPException):
+        return False
 
 
 def _describe(exc: Exception) -> str:
