@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +74,12 @@ def scripted() -> Iterator[Callable[..., ScriptedServer]]:
         server.stop()
 
 
-def run_cli(args: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 120, wrapper: Sequence[str] = ()
+) -> subprocess.CompletedProcess:
+    """`python -m fastcode ARGS` (behind `wrapper`, a command that execs its arguments, when given)."""
     return subprocess.run(
-        [sys.executable, "-m", "fastcode", *args],
+        [*wrapper, sys.executable, "-m", "fastcode", *args],
         cwd=cwd,
         env=env,
         capture_output=True,

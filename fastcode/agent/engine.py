@@ -54,6 +54,7 @@ from fastcode.models.cache_warming import warm_targets, warm_up
 from fastcode.models.client import CallResult, ChatClient, EndpointError, server_kind
 from fastcode.models.warmup_request import PROBE_TIMEOUT_S, WarmupResult
 from fastcode.models.wire import is_loopback
+from fastcode.sandbox.policy import Sandbox
 from fastcode.toolcalls import ToolMode, resolve_mode
 from fastcode.toolcalls.modes import Parsed
 from fastcode.toolcalls.prompt import system_prompt
@@ -84,6 +85,7 @@ class Session:
     def __init__(self, settings: Settings, root: Path, *, approver: Approver | None = None) -> None:
         self.settings, self.root, self.approver = settings, root.resolve(), approver
         secrets.configure(settings.security.env_deny, (p.api_key_env for p in settings.models.values()))
+        self.sandbox = Sandbox.from_settings(settings.sandbox)
         self.tools = tool_schemas()
         self.known_tools = {t["function"]["name"] for t in self.tools}
         in_prompt = any(self._mode(settings.profile(kind)[1]).tools_in_prompt for kind in STEP_KINDS)
@@ -144,7 +146,7 @@ class Session:
         if self.settings.agent.auto_test or self.settings.context.run_tests:  # a warm pytest, ready before it's needed
             agent = self.settings.agent
             testcmd.prestart(self.test_command(), self.root, runner=agent.test_runner,
-                             keep_alive_s=agent.test_runner_keep_alive)  # fmt: skip
+                             keep_alive_s=agent.test_runner_keep_alive, sandbox=self.sandbox)  # fmt: skip
         # gitpython's import and the repo lookup run in the background; the first write waits for them if needed.
         checkpoint = _BACKGROUND.submit(Checkpointer, self.root, run_dir(self.root, run_id), run_id)
         emit(
@@ -154,6 +156,7 @@ class Session:
             started_at=datetime.now(UTC).isoformat(),
             routes=self._route_labels(),
             turn=self.turn,
+            sandbox=self.sandbox.describe(),
         )
         status, summary, steps, exit_code = "error", "", 0, 1
         try:
@@ -173,6 +176,7 @@ class Session:
         except Exception as exc:  # a bug of ours: report it, still close the run cleanly
             emit(ErrorEvent, kind="internal", message=f"{type(exc).__name__}: {exc}")
         self._closing = True
+        self.sandbox.close()  # the commands' private temporary directory
         diff = ""
         try:
             diff = (await asyncio.to_thread(lambda: checkpoint.result().finish())).diff
@@ -287,6 +291,7 @@ class Session:
             self.root,
             before_write=before_write,
             max_output_chars=self.budget.tool_output_chars(self.settings.agent.tool_output_chars),
+            sandbox=self.sandbox,
         )
         agent = self.settings.agent
         tools = ToolExecutor(ctx, emit, parallel=agent.parallel_tools, approval=agent.approval, approver=self.approver)

@@ -225,7 +225,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (medians are printed)")
     parser.add_argument(
         "--only",
-        choices=("agent", "tests", "search", "local", "fix-search", "big-inputs"),
+        choices=("agent", "tests", "sandbox", "search", "local", "fix-search", "big-inputs"),
         action="append",
         help="just these figures (fix-search: the bundled suite on the embedded model, ~20 min; big-inputs: the "
         "tools on an 8 MB and a 100 MB file; neither by default)",
@@ -234,13 +234,17 @@ def main(argv: list[str]) -> int:
     if shutil.which("git") is None:
         print("fastcode bench: git is needed to build the case-study repo", file=sys.stderr)
         return 2
-    wanted = args.only or ["agent", "tests", "search", "local"]
+    wanted = args.only or ["agent", "tests", "sandbox", "search", "local"]
     rows: list[tuple[str, str, str, bool | None]] = []
     if "agent" in wanted:
         rows += bench_version(args.runs)
         rows += bench_agent(args.runs)
     if "tests" in wanted:
         rows += bench_tests(args.runs)
+    if "sandbox" in wanted:
+        from fastcode.bench import sandbox
+
+        rows += sandbox.rows(args.runs)
     if "search" in wanted:
         rows += bench_search(args.runs)
     if "local" in wanted:

@@ -1,4 +1,4 @@
-"""The small subcommands: `config show`, `trace show`, `undo`."""
+"""The small subcommands: `config show`, `trace show`, `undo`, `trust`, `sandbox`."""
 
 from __future__ import annotations
 
@@ -41,8 +41,44 @@ def config(args: argparse.Namespace) -> int:
         print(f"[{section}]")
         for key, value in items:
             print(f"{key} = {_toml(value):<40} # {loaded.source_of(f'{section}.{key}')}")
+        if section == "sandbox":
+            from fastcode.sandbox.policy import Sandbox
+
+            print(f"# enforced: {Sandbox.from_settings(loaded.settings.sandbox).describe()}")
         print()
     return 0
+
+
+def sandbox(args: argparse.Namespace) -> int:
+    """Run one command as the `run` tool would: /bin/sh -c in the repository root, the run's environment (secrets
+    withheld) and sandbox; its output goes straight to the terminal and its exit code is fastcode's."""
+    import shlex
+    import subprocess
+
+    from fastcode.core import secrets
+    from fastcode.sandbox.policy import Sandbox
+
+    words = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not words:
+        return fail("no command given: fastcode sandbox -- COMMAND")
+    flags = {"sandbox.mode": args.sandbox}
+    try:
+        settings = load_settings(_root(args), overrides=args.overrides, flags=flags).settings
+    except ConfigError as exc:
+        return fail(str(exc))
+    secrets.configure(settings.security.env_deny, (p.api_key_env for p in settings.models.values()))
+    root, box = _root(args), Sandbox.from_settings(settings.sandbox)
+    print(f"fastcode sandbox: {box.describe()}", file=sys.stderr)
+    command = words[0] if len(words) == 1 else shlex.join(words)
+    env = box.environ() if box.active else None
+    try:
+        done = subprocess.run(["/bin/sh", "-c", command], cwd=root, stdin=subprocess.DEVNULL,
+                              env=secrets.child_environ(env), preexec_fn=box.preexec(root), check=False)  # fmt: skip
+    except subprocess.SubprocessError as exc:
+        return fail(f"the sandbox could not be applied: {exc}", 126)
+    finally:
+        box.close()
+    return done.returncode if done.returncode >= 0 else 128 - done.returncode
 
 
 def trust(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 from fastcode import __version__
 from fastcode.core.errors import fail
 
-COMMANDS = ("exec", "config", "trace", "undo", "trust", "serve", "eval", "bench")
+COMMANDS = ("exec", "config", "trace", "undo", "trust", "sandbox", "serve", "eval", "bench")
 MODULES = {"serve": "fastcode.cli.serve", "eval": "fastcode.cli.eval", "bench": "fastcode.bench.report"}
 """Commands that parse their own arguments."""
 
@@ -40,6 +40,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="ask before writes and commands (suggest), before commands (auto-edit) or never (full-auto, default)",
     )
     parser.add_argument(
+        "--sandbox",
+        choices=("workspace-write", "read-only", "off"),
+        help="what commands may write: the repository (workspace-write, default), nothing (read-only), anything (off)",
+    )
+    parser.add_argument(
         "--trust", action="store_true", help="honour this repository's .fastcode.toml in full for this run"
     )
 
@@ -49,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fastcode",
         description='A terminal coding agent tuned for speed. `fastcode "TASK"` opens the TUI on a terminal and '
         "runs headless otherwise (or with --headless / exec / CI=true).",
-        epilog="commands: exec TASK | config show | trace show [RUN] | undo [RUN] | trust | serve ... | eval ... | "
+        epilog="commands: exec TASK | config show | trace show [RUN] | undo [RUN] | trust | sandbox -- CMD | "
+        "serve ... | eval ... | "
         "bench. Exit codes: 0 finished, 1 stopped unfinished, 2 usage/config error, 3 model endpoint error, "
         "130 interrupted.",
     )
@@ -86,6 +92,15 @@ def build_subparsers() -> dict[str, argparse.ArgumentParser]:
     p.add_argument("--repo", type=Path, help="repository root (default: the git root above the current folder)")
     p.add_argument("--remove", action="store_true", help="stop trusting the repository")
     p.add_argument("--list", action="store_true", help="list the trusted repositories")
+    p = parsers["sandbox"] = argparse.ArgumentParser(
+        prog="fastcode sandbox",
+        description="Run one command exactly as the agent would (in the repository root, /bin/sh, the sandbox and "
+        "environment of a run) to see what it may do. Example: fastcode sandbox -- 'touch ../x'",
+    )
+    p.add_argument("--repo", type=Path, help="repository root (default: the git root above the current folder)")
+    p.add_argument("--sandbox", choices=("workspace-write", "read-only", "off"), help="the mode to try")
+    p.add_argument("-c", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     return parsers
 
 

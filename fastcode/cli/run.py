@@ -31,6 +31,7 @@ def load_for_run(args: argparse.Namespace) -> tuple[Path, Loaded]:
         "agent.max_steps": getattr(args, "max_steps", None),
         "agent.timeout_s": getattr(args, "timeout", None),
         "agent.approval": getattr(args, "approval", None),
+        "sandbox.mode": getattr(args, "sandbox", None),
     }
     return root, load_settings(
         root, overrides=args.overrides, flags=flags, trusted=True if getattr(args, "trust", False) else None
@@ -44,6 +45,7 @@ def run_task(args: argparse.Namespace, *, headless: bool) -> int:
         return fail(str(exc))
     if loaded.ignored:
         print(f"fastcode: {loaded.ignored}", file=sys.stderr)
+    loaded = _unsandboxed_commands_ask(loaded)
     approver = None
     if headless:
         from fastcode.frontends.ask import pick
@@ -61,6 +63,23 @@ def run_task(args: argparse.Namespace, *, headless: bool) -> int:
             return _run_session(settings, root, args, headless=headless, approver=approver)
     except LocalError as exc:
         return fail(str(exc), exc.exit_code)
+
+
+def _unsandboxed_commands_ask(loaded: Loaded) -> Loaded:
+    """Where the configured sandbox cannot be enforced, say so once and ask before every command (as auto-edit
+    does) instead of running it unconfined; `sandbox.mode = "off"` runs them as before."""
+    if loaded.settings.sandbox.mode == "off":
+        return loaded
+    from fastcode.sandbox.policy import support
+
+    if support().enforced:
+        return loaded
+    agent = loaded.settings.agent
+    asking = agent.approval if agent.approval != "full-auto" else "auto-edit"
+    print(f"fastcode: sandbox {loaded.settings.sandbox.mode} is {support().describe()}: commands ask for approval "
+          "first (sandbox.mode='off' runs them unasked)", file=sys.stderr)  # fmt: skip
+    settings = loaded.settings.model_copy(update={"agent": agent.model_copy(update={"approval": asking})})
+    return loaded.model_copy(update={"settings": settings})
 
 
 def _run_session(

@@ -3,7 +3,8 @@
 A plain pytest command runs in a warm runner (`fastcode.testrunner`: pytest and its plugins already imported, each
 run a forked child; kept alive between fastcode processes for `agent.test_runner_keep_alive`) unless
 `agent.test_runner = "subprocess"`; anything else, or any failure of the runner, runs it
-as a subprocess with the same result. `prestart` starts the runner early; `shutdown` stops every runner.
+as a subprocess with the same result. `prestart` starts the runner early (and says which sandbox confines the
+runs); `shutdown` stops every runner.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from fastcode.tools.shell import run_command
 
 if TYPE_CHECKING:
     from fastcode.core.emitter import Emitter
+    from fastcode.sandbox.policy import Sandbox
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,17 @@ class TestResult:
 
 _modes: dict[Path, str] = {}
 """Repo root -> `agent.test_runner` as `prestart` was told ("auto" when it was not called)."""
+_sandboxes: dict[Path, Sandbox] = {}
+"""Repo root -> the sandbox its test runs are confined by, as `prestart` was told (none when it was not called)."""
 
 
 def prestart(
-    command: str, root: Path, *, runner: str = "auto", keep_alive_s: float = pool.DEFAULT_KEEP_ALIVE_S
+    command: str,
+    root: Path,
+    *,
+    runner: str = "auto",
+    keep_alive_s: float = pool.DEFAULT_KEEP_ALIVE_S,
+    sandbox: Sandbox | None = None,
 ) -> None:
     """Start the warm runner for this repo's pytest command now, while the run does other work, so the first test
     run finds pytest and its plugins imported. `runner` is `agent.test_runner` ("subprocess": never use one for
@@ -55,6 +65,10 @@ def prestart(
     never raises, does nothing for other commands; a live runner is reused, so call it at the start of every run."""
     root = root.resolve()
     _modes[root] = runner
+    if sandbox is not None:
+        _sandboxes[root] = sandbox
+    else:
+        _sandboxes.pop(root, None)
     pool.keep_alive[root] = keep_alive_s
     if runner != "subprocess" and command and isinstance(invocation := pytest_invocation(command, root), Invocation):
         pool.prestart(invocation, root)
@@ -125,18 +139,24 @@ async def run_tests(
     if select and "pytest" in command:
         shown = f"{command} {' '.join(shlex.quote(node) for node in select)}"
     invocation, note = pytest_invocation(command, root), ""
+    sandbox = _sandboxes.get(root.resolve())
+    confined = sandbox.spec(cwd) if sandbox is not None and sandbox.active else None
     if isinstance(invocation, str):
         note = invocation
     elif _modes.get(root.resolve(), "auto") != "subprocess":
         try:
             args = [*invocation.args, *(select or [])]
             warm = await pool.run(invocation, root.resolve(), args, timeout_s=timeout_s, max_chars=max_chars,
-                                  cwd=cwd, path=path)  # fmt: skip
+                                  cwd=cwd, path=path, sandbox=confined)  # fmt: skip
             return _result(shown, warm.exit_code, warm.body(), started, "warm", "")
         except RunnerError as exc:
             note = str(exc)
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [*path, os.environ.get("PYTHONPATH")]))} if path else None
-    exit_code, output = await run_command(shown, cwd, timeout_s=timeout_s, max_chars=max_chars, env=env)
+    try:
+        exit_code, output = await run_command(shown, cwd, timeout_s=timeout_s, max_chars=max_chars, env=env,
+                                              sandbox=sandbox)  # fmt: skip
+    except subprocess.SubprocessError as exc:  # the sandbox could not be applied in the child
+        exit_code, output = 126, f"not run: the sandbox could not be applied ({exc})"
     return _result(shown, exit_code, output, started, "subprocess", note)
 
 

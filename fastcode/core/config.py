@@ -198,6 +198,21 @@ class SecuritySection(_Section):
     command's output are masked before the model, the trace or stdout see them."""
 
 
+class SandboxSection(_Section):
+    mode: Literal["workspace-write", "read-only", "off"] = "workspace-write"
+    """What the commands the agent runs (`run`, test runs) may do: read anything and write only in the repository
+    (not `.git`) and a private temporary directory (workspace-write); write only in that directory (read-only); or
+    anything you can (off). Enforced on Linux with Landlock; where it cannot be, every command asks first."""
+    network: bool = False
+    """Let commands use the network. Off: nothing leaves the machine (a test's own servers on localhost still work
+    where user namespaces are available)."""
+    allow_ports: list[Annotated[int, Field(ge=1, le=65535)]] = []
+    """TCP ports commands may connect to while the network is off (a local database, say). Then the network is
+    filtered by port only (Landlock), not isolated."""
+    writable: list[str] = []
+    """More paths commands may write to (absolute or ~/...), e.g. a build cache."""
+
+
 class Settings(BaseSettings):
     """The merged configuration. Build it with `load_settings`, not directly."""
 
@@ -209,6 +224,7 @@ class Settings(BaseSettings):
     context: ContextSection = ContextSection()
     local: LocalSection = LocalSection()
     security: SecuritySection = SecuritySection()
+    sandbox: SandboxSection = SandboxSection()
 
     @classmethod
     def settings_customise_sources(

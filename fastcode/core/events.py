@@ -33,6 +33,8 @@ class RunStarted(Event):
     """Step kind -> "profile: model @ base_url", for the status line."""
     turn: int = 1
     """1 for a new session; follow-up turns of the same session count up."""
+    sandbox: str = ""
+    """What confines the commands the agent runs (`Sandbox.describe`), for the status line."""
 
 
 class PhaseStarted(Event):

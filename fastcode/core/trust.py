@@ -1,7 +1,7 @@
 """Which repositories may configure what: a repository's own `.fastcode.toml` may change how fastcode behaves, but
 the settings that send the user's API key somewhere or run a program (`models.*`, `agent.test_cmd`,
-`local.llama_server`, `local.gguf`, `security.*`) or loosen approvals (`agent.approval`) count only once the user
-trusts that repository.
+`local.llama_server`, `local.gguf`, `security.*`) or loosen approvals or the sandbox (`agent.approval`,
+`sandbox.*`) count only once the user trusts that repository.
 
 The trust list is `trusted.json` next to the user config; `fastcode trust` adds the current repository,
 `FASTCODE_TRUST=1` (or `--trust`) trusts the repository for one run. Standard library only: the fast-start path
@@ -17,8 +17,10 @@ from pathlib import Path
 
 from fastcode.core.resources import user_config_path
 
-GUARDED_PREFIXES = ("models.", "security.")
-GUARDED_KEYS = frozenset({"models", "security", "agent.test_cmd", "agent.approval", "local.llama_server", "local.gguf"})
+GUARDED_PREFIXES = ("models.", "security.", "sandbox.")
+GUARDED_KEYS = frozenset(
+    {"models", "security", "sandbox", "agent.test_cmd", "agent.approval", "local.llama_server", "local.gguf"}
+)
 """Dotted keys a repository file sets only when the repository is trusted (`agent.approval` too: a repository must
 not switch the user's approvals off)."""
 

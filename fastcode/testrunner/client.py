@@ -192,16 +192,17 @@ class WarmRunner:
         max_chars: int,
         cwd: Path | None = None,
         path: list[str] | None = None,
+        sandbox: dict[str, Any] | None = None,
     ) -> CommandResult:
-        """Run pytest with `args` in a fresh child (in `cwd`, default the root, with `path` first on sys.path);
-        exit code None when it timed out and its group was killed."""
+        """Run pytest with `args` in a fresh child (in `cwd`, default the root, with `path` first on sys.path,
+        confined by the `sandbox` spec first); exit code None when it timed out and its group was killed."""
         if self.closed:
             raise RunnerError("the warm runner was stopped")
         if self.busy:
             raise RunnerError("the warm runner is busy with another run")
         self.busy = True
         try:
-            return await self._run(args, script, timeout_s, max_chars, cwd or self.root, path or [])
+            return await self._run(args, script, timeout_s, max_chars, cwd or self.root, path or [], sandbox)
         except (Rerun, Busy):
             raise
         except RunnerError:
@@ -214,7 +215,14 @@ class WarmRunner:
             self.busy = False
 
     async def _run(
-        self, args: list[str], script: str, timeout_s: float, max_chars: int, cwd: Path, path: list[str]
+        self,
+        args: list[str],
+        script: str,
+        timeout_s: float,
+        max_chars: int,
+        cwd: Path,
+        path: list[str],
+        sandbox: dict[str, Any] | None,
     ) -> CommandResult:
         await self.wait_ready()
         if self._abandoned:  # a kept-alive runner would answer "busy" until it has reaped the killed run
@@ -225,6 +233,8 @@ class WarmRunner:
         request = {"id": run_id, "args": args, "script": script, "cwd": str(cwd), "max_bytes": max_chars}
         if path:
             request["path"] = path
+        if sandbox:
+            request["sandbox"] = sandbox
         await asyncio.get_running_loop().sock_sendall(self.sock, (json.dumps(request) + "\n").encode())
         try:
             pgid = int((await self._reply(run_id, "started", READY_TIMEOUT_S))["pid"])

@@ -14,6 +14,7 @@ import hashlib
 from collections import OrderedDict
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 from fastcode.core.secrets import child_environ
 from fastcode.testrunner.client import RunnerError, Stale, WarmRunner
@@ -80,10 +81,11 @@ async def run(
     max_chars: int,
     cwd: Path | None = None,
     path: list[str] | None = None,
+    sandbox: dict[str, Any] | None = None,
 ) -> CommandResult:
     """Run pytest with `args` in this invocation's warm runner (in `cwd`, a copy of `root`, when given, with `path`
-    first on sys.path); RunnerError when it cannot serve the run."""
-    where = {"cwd": cwd, "path": path or []}
+    first on sys.path; the child confined by the `sandbox` spec); RunnerError when it cannot serve the run."""
+    where = {"cwd": cwd, "path": path or [], "sandbox": sandbox}
     key = _key(invocation, root, keep_alive.get(root, DEFAULT_KEEP_ALIVE_S))
     runner = runner_for(invocation, root)
     try:

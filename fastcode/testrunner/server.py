@@ -6,13 +6,14 @@ that imports them anew, with sys.path, argv, stdout/stderr and exit status as `p
 script) would have them. Protocol, JSON lines over the inherited unix socket FD:
 
     runner -> {"event": "ready", "pid": ..., "pytest": ...}  or  {"event": "failed", "error": ...}
-    client -> {"id": n, "args": [...], "script": "", "cwd": root, "max_bytes": n}
+    client -> {"id": n, "args": [...], "script": "", "cwd": root, "max_bytes": n, "sandbox": {...} (optional)}
     runner -> {"id": n, "event": "started", "pid": pid}            the child leads its own process group
     runner -> {"id": n, "event": "done", "status": s, "output": base64, "dropped": n, "leftovers": bool}
 
-`status` is the exit code, or minus the signal that killed the child. The runner exits when the socket closes
-(fastcode exited or died), killing a running child's process group first. Kept alive instead (`--listen`): see
-`server_hub.py`, which this script loads by path. Kept compatible with Python 3.8.
+`status` is the exit code, or minus the signal that killed the child. With a `sandbox` spec, the child confines
+itself (`../sandbox/confine.py`, loaded by path) before it runs anything; when that fails it exits 126. The runner
+exits when the socket closes (fastcode exited or died), killing a running child's process group first. Kept alive
+instead (`--listen`): see `server_hub.py`, which this script loads by path. Kept compatible with Python 3.8.
 """
 
 from __future__ import annotations
@@ -173,6 +174,22 @@ def _run_pytest(request: dict, shown: list[str]) -> int:
     return status
 
 
+_CONFINE: list = []
+"""fastcode's `sandbox/confine.py`, loaded by path (never into sys.modules) by the first run that asks for it."""
+
+
+def _confiner() -> Any:
+    if not _CONFINE:
+        from importlib.util import module_from_spec, spec_from_file_location
+
+        here = os.path.dirname(os.path.realpath(__file__))
+        spec = spec_from_file_location("fastcode_confine", os.path.join(here, "..", "sandbox", "confine.py"))
+        module = module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        _CONFINE.append(module)
+    return _CONFINE[0]
+
+
 def _child(request: dict, socks: list, read_fd: int, write_fd: int, shown: list[str]) -> None:
     status = 1
     try:
@@ -183,6 +200,15 @@ def _child(request: dict, socks: list, read_fd: int, write_fd: int, shown: list[
         os.dup2(write_fd, 1)
         os.dup2(write_fd, 2)
         os.close(write_fd)
+        if request.get("sandbox"):
+            try:
+                _confiner().confine(request["sandbox"])
+                if "tempfile" in sys.modules:  # pytest's tmp_path asks tempfile: forget the runner's temp dir
+                    sys.modules["tempfile"].tempdir = None
+            except OSError as exc:  # never run the tests unconfined
+                sys.stderr.write(f"not run: the sandbox could not be applied ({exc})\n")
+                status = 126
+                return
         status = _run_pytest(request, shown)
     finally:
         for stream in (sys.stdout, sys.stderr):
@@ -207,6 +233,8 @@ def _serve(request: dict, lines: _Lines, shown: list[str], hub: Any = None) -> N
         _say(sock, {"id": request.get("id"), "event": "refused",
                     "error": "a pytest plugin imports the repository's own module"})  # fmt: skip
         return
+    if request.get("sandbox"):
+        _confiner()  # loaded once, before the fork
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -11,9 +11,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+if TYPE_CHECKING:
+    from fastcode.sandbox.policy import Sandbox
 
 
 class ToolError(Exception):
@@ -40,6 +43,8 @@ class ToolContext:
     """Called with a path before a write to it, or None before a command that may write anywhere."""
     max_output_chars: int = 20_000
     env: dict[str, str] = field(default_factory=dict)
+    sandbox: Sandbox | None = None
+    """Where commands (`run`) are confined; None: not at all."""
 
 
 class Tool(Protocol):

@@ -15,12 +15,15 @@ from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
 from fastcode.core.secrets import child_environ
 from fastcode.tools.base import ToolArgs, ToolContext, ToolResult, register
+
+if TYPE_CHECKING:
+    from fastcode.sandbox.policy import Sandbox
 
 _TERM_GRACE_S = 2.0
 """After SIGTERM, how long the command gets to exit before SIGKILL."""
@@ -138,11 +141,21 @@ class CommandResult:
 
 
 async def execute_command(
-    command: str, root: Path, *, timeout_s: float, max_chars: int, env: Mapping[str, str] | None = None
+    command: str,
+    root: Path,
+    *,
+    timeout_s: float,
+    max_chars: int,
+    env: Mapping[str, str] | None = None,
+    sandbox: Sandbox | None = None,
 ) -> CommandResult:
     """Run `command` with /bin/sh in `root` (own session, stdin /dev/null), keeping the last `max_chars` bytes
-    of output; at `timeout_s` its process group is killed."""
+    of output; at `timeout_s` its process group is killed. With a `sandbox`, the child confines itself just
+    before exec (and never runs unconfined: a sandbox that cannot be applied is a failed command)."""
     tail = _Tail(max_chars)
+    preexec = sandbox.preexec(root) if sandbox is not None else None
+    if sandbox is not None and sandbox.active:
+        env = {**sandbox.environ(), **(env or {})}
     transport, collector = await asyncio.get_running_loop().subprocess_exec(
         lambda: _Collector(tail),
         "/bin/sh",
@@ -154,6 +167,7 @@ async def execute_command(
         stderr=subprocess.STDOUT,
         start_new_session=True,
         env=child_environ(env),
+        preexec_fn=preexec,
     )
     pgid = transport.get_pid()
     watchdog = _Watchdog(pgid)
@@ -186,9 +200,10 @@ async def run_command(
     timeout_s: float = 120,
     max_chars: int = 20_000,
     env: Mapping[str, str] | None = None,
+    sandbox: Sandbox | None = None,
 ) -> tuple[int | None, str]:
     """`execute_command` for callers outside the tool: (exit code or None on timeout, output with notes)."""
-    result = await execute_command(command, root, timeout_s=timeout_s, max_chars=max_chars, env=env)
+    result = await execute_command(command, root, timeout_s=timeout_s, max_chars=max_chars, env=env, sandbox=sandbox)
     return result.exit_code, result.body()
 
 
@@ -209,11 +224,15 @@ class Run:
 
     async def run(self, args: RunArgs, ctx: ToolContext) -> ToolResult:
         ctx.before_write(None)
-        result = await execute_command(
-            args.command, ctx.root, timeout_s=args.timeout_s, max_chars=ctx.max_output_chars, env=ctx.env
-        )
+        try:
+            limits = {"timeout_s": args.timeout_s, "max_chars": ctx.max_output_chars}
+            result = await execute_command(args.command, ctx.root, **limits, env=ctx.env, sandbox=ctx.sandbox)
+        except subprocess.SubprocessError as exc:  # the sandbox could not be applied in the child
+            return ToolResult(output=f"not run: the sandbox could not be applied ({exc})")
         if result.exit_code is None:
             head = f"timed out after {args.timeout_s} s; the command and its child processes were killed"
         else:
             head = f"exit code {result.exit_code}"
-        return ToolResult(output=f"{head}\n{result.body()}")
+        body = result.body()
+        note = ctx.sandbox.explain(body) if ctx.sandbox is not None and result.exit_code else ""
+        return ToolResult(output=f"{head}\n{body}" + (f"\n{note}" if note else ""))

@@ -27,7 +27,7 @@ from fastcode.core.trace import TraceBuilder
 from fastcode.frontends.tui.approval import ApprovalScreen
 from fastcode.frontends.tui.bridge import Bridge, EngineEvent
 from fastcode.frontends.tui.latency import LatencyPanel
-from fastcode.frontends.tui.status import StatusLine, route_labels
+from fastcode.frontends.tui.status import StatusLine, route_labels, short_sandbox
 from fastcode.frontends.tui.transcript import Transcript
 
 PLACEHOLDER = "What should fastcode do?  Enter runs · Ctrl+J new line"
@@ -97,7 +97,8 @@ class FastcodeApp(App[int]):
         self.task_input = TaskInput(id="task-input", placeholder=PLACEHOLDER)
         self.task_input.display = not self.replay
         self.task_input.cursor_blink = not self.is_headless  # a steady cursor keeps snapshots stable
-        self.status = StatusLine(routes, approval, self.clock, replay=self.replay)
+        sandbox = short_sandbox(self.session.sandbox.describe()) if self.session else ""
+        self.status = StatusLine(routes, approval, self.clock, replay=self.replay, sandbox=sandbox)
         yield from (self.transcript, self.latency, self.task_input, self.status, Footer())
 
     async def on_mount(self) -> None:

@@ -39,12 +39,32 @@ def summarize_routes(routes: dict[str, str]) -> str:
     return " · ".join(f"{','.join(kinds)}: {label}" for label, kinds in groups.items())
 
 
+def short_sandbox(described: str) -> str:
+    """A few words for `Sandbox.describe()`: "sandboxed" (workspace-write), "read-only", "unsandboxed" (off) or
+    "sandbox not enforced" (this system cannot)."""
+    if not described:
+        return ""
+    if "not enforced" in described:
+        return "sandbox not enforced"
+    mode = described.split(",")[0].split(" ")[0]
+    return {"workspace-write": "sandboxed", "read-only": "read-only sandbox", "off": "unsandboxed"}.get(mode, mode)
+
+
 class StatusLine(Static):
     """Pushed state from the app; `clock` gives the time (perf_counter) so snapshots can fix it."""
 
-    def __init__(self, routes: dict[str, str], approval: str, clock: Callable[[], float], *, replay: bool = False):
+    def __init__(
+        self,
+        routes: dict[str, str],
+        approval: str,
+        clock: Callable[[], float],
+        *,
+        replay: bool = False,
+        sandbox: str = "",
+    ):
         super().__init__(id="status")
         self.routes, self.approval, self.clock, self.replay = routes, approval, clock, replay
+        self.sandbox = sandbox
         self.state, self.step, self.started_t, self.wall = "ready", 0, None, None
         self.last_t: float | None = None
 
@@ -56,6 +76,7 @@ class StatusLine(Static):
         match event:
             case RunStarted():
                 self.routes = event.routes or self.routes
+                self.sandbox = short_sandbox(event.sandbox) or self.sandbox
                 self.state, self.step, self.started_t, self.wall = "running", 0, event.t, None
             case StepStarted():
                 self.step = event.step
@@ -92,4 +113,6 @@ class StatusLine(Static):
         text.append(f"  │ {summarize_routes(self.routes)}", "dim")
         if not self.replay:
             text.append(f"  │ {self.approval}", "dim")
+        if self.sandbox:
+            text.append(f" · {self.sandbox}", "dim")
         self.update(text)

@@ -1,0 +1,245 @@
+"""Issue 18: the commands the agent runs, and test runs, are confined by the kernel (Landlock, user/mount/network
+namespaces) — no mocks: real commands through the real CLI, the `run` tool and both test runners."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+from fastcode.bench.case_study import make_case_repo
+from fastcode.context import testcmd
+from fastcode.core.config import SandboxSection
+from fastcode.sandbox.policy import Sandbox, support
+from fastcode.tools.base import ToolContext
+from fastcode.tools.shell import Run, RunArgs
+
+pytestmark = pytest.mark.skipif(not support().enforced, reason="this kernel has no Landlock")
+HERE = Path(__file__).parent
+
+
+def _run(repo: Path, command: str, **section: object) -> str:
+    box = Sandbox.from_settings(SandboxSection(**section))
+    try:
+        result = asyncio.run(Run().run(RunArgs(command=command, timeout_s=30), ToolContext(repo, sandbox=box)))
+    finally:
+        box.close()
+    return result.output
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> tuple[Path, Path]:
+    repo, outside = tmp_path / "repo", tmp_path / "outside"
+    make_case_repo(repo)
+    outside.mkdir()
+    (outside / "canary.txt").write_text("canary-content\n")
+    return repo, outside
+
+
+def test_the_attack_of_the_issue_reads_but_cannot_write_outside(layout) -> None:
+    repo, outside = layout
+    output = _run(repo, "cat ../outside/canary.txt; echo pwned > ../outside/written_by_run.txt; echo ok > in_repo.txt")
+    assert "canary-content" in output  # reading outside is allowed in workspace-write
+    assert not (outside / "written_by_run.txt").exists()
+    assert (repo / "in_repo.txt").read_text() == "ok\n"
+    assert output.startswith("exit code 0")  # the shell went on after the refused redirect
+    assert "Permission denied" in output
+
+
+def test_the_model_is_told_what_the_sandbox_refused(layout) -> None:
+    repo, _ = layout
+    output = _run(repo, "echo x > ../outside/x.txt")
+    assert output.startswith("exit code 2")
+    assert "[sandbox workspace-write: commands may write to the repository (not .git) and $TMPDIR" in output
+    assert "../outside/x.txt: Permission denied" in output
+
+
+def test_git_config_and_hooks_cannot_be_written_by_a_command(layout) -> None:
+    repo, _ = layout
+    before = (repo / ".git" / "config").read_text()
+    output = _run(repo, "echo '[core] fsmonitor = evil' >> .git/config; echo evil > .git/hooks/pre-commit; "
+                        "rm -f .git/HEAD; git status --short >/dev/null && echo git-reads-fine")  # fmt: skip
+    assert (repo / ".git" / "config").read_text() == before
+    assert not (repo / ".git" / "hooks" / "pre-commit").exists() and (repo / ".git" / "HEAD").exists()
+    assert "Read-only file system" in output and "git-reads-fine" in output
+
+
+def test_read_only_mode_refuses_writes_in_the_repository_but_not_in_its_temp_dir(layout) -> None:
+    repo, _ = layout
+    output = _run(repo, "echo x > in_repo.txt; echo y > $TMPDIR/scratch && cat $TMPDIR/scratch", mode="read-only")
+    assert not (repo / "in_repo.txt").exists()
+    assert output.rstrip().endswith("y") or "\ny\n" in output
+
+
+def test_off_behaves_as_before(layout) -> None:
+    repo, outside = layout
+    output = _run(repo, "echo pwned > ../outside/written.txt", mode="off")
+    assert output.startswith("exit code 0") and (outside / "written.txt").read_text() == "pwned\n"
+
+
+def test_extra_writable_paths(layout) -> None:
+    repo, outside = layout
+    _run(repo, "echo cache > ../outside/allowed.txt", writable=[str(outside)])
+    assert (outside / "allowed.txt").read_text() == "cache\n"
+
+
+class _Listener:
+    """A TCP server on the host's loopback: reachable from outside the sandbox only."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.sendall(b"hello-from-outside\n")
+            conn.close()
+
+
+CONNECT = "python3 -c \"import socket; print(socket.create_connection(('127.0.0.1', {port}), timeout=3).recv(64))\""
+
+
+def test_the_network_is_off_by_default_and_on_when_configured(layout) -> None:
+    repo, _ = layout
+    listener = _Listener()
+    try:
+        refused = _run(repo, CONNECT.format(port=listener.port))
+        allowed = _run(repo, CONNECT.format(port=listener.port), network=True)
+        by_port = _run(repo, CONNECT.format(port=listener.port), allow_ports=[listener.port])
+    finally:
+        listener.sock.close()
+    assert "hello-from-outside" not in refused and not refused.startswith("exit code 0")
+    assert "the network is off" in refused
+    assert "hello-from-outside" in allowed and "hello-from-outside" in by_port
+
+
+def test_a_tests_own_local_server_still_works_without_network(layout) -> None:
+    repo, _ = layout
+    serve_and_connect = (
+        "python3 -c \"import socket; s = socket.create_server(('127.0.0.1', 0)); "
+        "c = socket.create_connection(s.getsockname()); print('loopback-ok')\""
+    )
+    assert "loopback-ok" in _run(repo, serve_and_connect)
+
+
+def _fixed_case(repo: Path) -> None:
+    stats = repo / "stats.py"
+    stats.write_text(stats.read_text().replace("len(values) - window)", "len(values) - window + 1)"))
+    (repo / "test_tmp.py").write_text(
+        "def test_tmp_path_is_writable(tmp_path):\n    (tmp_path / 'f').write_text('x')\n"
+    )
+    (repo / "conftest.py").write_text(
+        "import pathlib\n"
+        "def pytest_sessionstart(session):\n"
+        "    try:\n"
+        "        (pathlib.Path(__file__).parent.parent / 'outside' / 'from_conftest.txt').write_text('x')\n"
+        "    except OSError:\n"
+        "        pass\n"
+    )
+
+
+@pytest.mark.parametrize("runner", ["auto", "subprocess"])
+def test_the_case_study_passes_inside_the_sandbox_warm_and_as_a_subprocess(layout, runner: str) -> None:
+    repo, outside = layout
+    _fixed_case(repo)
+    box = Sandbox.from_settings(SandboxSection())
+    command = f"{sys.executable} -m pytest -q -p no:cacheprovider"
+    try:
+        testcmd.prestart(command, repo, runner=runner, keep_alive_s=0, sandbox=box)
+        result = asyncio.run(testcmd.run_tests(command, repo, timeout_s=120))
+    finally:
+        testcmd.shutdown()
+        box.close()
+    assert result.runner == ("warm" if runner == "auto" else "subprocess"), result.note
+    assert result.passed, result.output
+    assert "3 passed" in result.output
+    assert not (outside / "from_conftest.txt").exists()  # the repository's conftest ran confined
+
+
+def test_an_untrusted_repository_cannot_switch_the_sandbox_off(layout, isolated_env) -> None:
+    repo, _ = layout
+    (repo / ".fastcode.toml").write_text('[sandbox]\nmode = "off"\nnetwork = true\n')
+    result = run_cli(["config", "show"], cwd=repo, env=isolated_env)
+    assert 'mode = "workspace-write"' in result.stdout
+    assert "sandbox.mode" in result.stdout and "not trusted" in result.stdout
+    assert "# enforced: workspace-write, network off" in result.stdout
+
+
+def test_fastcode_sandbox_runs_one_command_as_the_agent_would(layout, isolated_env) -> None:
+    repo, outside = layout
+    result = run_cli(["sandbox", "--", "echo $TMPDIR; touch ../outside/t"], cwd=repo, env=isolated_env)
+    assert result.returncode == 1 and "Permission denied" in result.stderr
+    assert result.stderr.startswith("fastcode sandbox: workspace-write, network off (Landlock ABI")
+    assert "fastcode-sandbox-" in result.stdout and not (outside / "t").exists()
+    off = run_cli(["sandbox", "--sandbox", "off", "--", "touch", "../outside/t"], cwd=repo, env=isolated_env)
+    assert off.returncode == 0 and (outside / "t").exists()
+    assert run_cli(["sandbox"], cwd=repo, env=isolated_env).returncode == 2
+
+
+def test_a_run_through_the_cli_is_confined_and_says_so(layout, isolated_env, scripted) -> None:
+    repo, outside = layout
+    attack = "cat ../outside/canary.txt; echo pwned > ../outside/written_by_run.txt"
+    server = scripted({"turns": [{"tool_calls": [{"name": "run", "arguments": {"command": attack}}]},
+                                 {"tool_calls": [{"name": "finish", "arguments": {"summary": "done"}}]}]})  # fmt: skip
+    quiet = ["-c", "agent.edit_first='never'", "-c", "context.enabled=false", "-c", "agent.auto_test=false"]
+    args = ["exec", "look", "--base-url", server.base_url, "--model", "m", "--json", *quiet]
+    result = run_cli(args, cwd=repo, env=isolated_env)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    started = next(e for e in events if e["type"] == "run_started")
+    assert started["sandbox"].startswith("workspace-write, network off")
+    assert not (outside / "written_by_run.txt").exists()
+    ran = next(e["output"] for e in events if e["type"] == "tool_finished" and e["name"] == "run")
+    assert "canary-content" in ran and "Permission denied" in ran
+
+
+def test_without_landlock_commands_ask_first_and_it_says_so_once(layout, isolated_env, scripted) -> None:
+    repo, outside = layout
+    script = {"turns": [{"tool_calls": [{"name": "run", "arguments": {"command": "echo x > ../outside/w"}}]},
+                        {"tool_calls": [{"name": "finish", "arguments": {"summary": "done"}}]}]}  # fmt: skip
+    quiet = ["-c", "agent.edit_first='never'", "-c", "context.enabled=false", "-c", "agent.auto_test=false"]
+    args = ["exec", "look", "--base-url", scripted(script).base_url, "--model", "m", *quiet]
+    env = {**isolated_env, "CI": "true"}  # no terminal to ask on: the command is declined
+    result = run_cli(args, cwd=repo, env=env, wrapper=[sys.executable, str(HERE / "no_landlock.py")])
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "not enforced" in line]
+    assert len(lines) == 1 and "commands ask for approval first" in lines[0]
+    assert not (outside / "w").exists()
+    args[3] = scripted(script).base_url
+    off = run_cli([*args, "--sandbox", "off"], cwd=repo, env=env,
+                  wrapper=[sys.executable, str(HERE / "no_landlock.py")])  # fmt: skip
+    assert off.returncode == 0 and (outside / "w").exists()
+    assert "not enforced" not in off.stderr
+
+
+def test_the_status_line_names_the_sandbox_in_a_few_words() -> None:
+    from fastcode.frontends.tui.status import short_sandbox
+
+    assert short_sandbox("workspace-write, network off (Landlock ABI 7, namespaces)") == "sandboxed"
+    assert short_sandbox("read-only, network on (Landlock ABI 7, namespaces)") == "read-only sandbox"
+    assert short_sandbox("off (commands run with your rights)") == "unsandboxed"
+    assert short_sandbox("workspace-write: not enforced on this system (no Landlock)") == "sandbox not enforced"
+    assert short_sandbox("") == ""
+
+
+def test_a_command_that_failed_for_other_reasons_gets_no_sandbox_note(layout) -> None:
+    repo, _ = layout
+    output = _run(repo, "ls no-such-file")
+    assert output.startswith("exit code 2") and "[sandbox" not in output
+
+
+def test_multiprocessing_works_inside_the_sandbox(layout) -> None:
+    repo, _ = layout
+    pool = 'python3 -c "import multiprocessing as m; print(m.Pool(2).map(abs, [-1, -2]))"'
+    assert "[1, 2]" in _run(repo, pool)
