@@ -4,9 +4,14 @@ namespaces) — no mocks: real commands through the real CLI, the `run` tool and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import shutil
+import signal
 import socket
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -243,3 +248,63 @@ def test_multiprocessing_works_inside_the_sandbox(layout) -> None:
     repo, _ = layout
     pool = 'python3 -c "import multiprocessing as m; print(m.Pool(2).map(abs, [-1, -2]))"'
     assert "[1, 2]" in _run(repo, pool)
+
+
+def test_fastcodes_cache_cannot_be_read_by_a_command(layout, tmp_path, monkeypatch) -> None:
+    repo, _ = layout
+    cache = tmp_path / "cache"
+    (cache / "fastcode" / "testrunners").mkdir(parents=True)
+    (cache / "fastcode" / "testrunners" / "k.token").write_text("secret-token")
+    (cache / "other.txt").write_text("readable")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    output = _run(repo, f"cat {cache}/fastcode/testrunners/k.token; cat {cache}/other.txt")
+    assert "secret-token" not in output and "readable" in output
+
+
+def test_a_kept_alive_runner_serves_only_requests_with_its_token(layout, tmp_path, monkeypatch) -> None:
+    """A sandboxed command could connect to a kept-alive runner's socket and ask for a run without a sandbox: the
+    runner refuses any request without the token that only fastcode can read."""
+    from fastcode.testrunner.client import WarmRunner
+    from fastcode.testrunner.shared import folder
+
+    repo, _ = layout
+    cache = tempfile.mkdtemp(prefix="fc-")  # a socket path must stay short
+    monkeypatch.setenv("XDG_CACHE_HOME", cache)
+    runner = WarmRunner((sys.executable,), repo, keep_alive_s=30)
+    try:
+        asyncio.run(runner.wait_ready())
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(str(folder() / f"{runner.key}.sock"))
+        reader = sock.makefile("rb")
+        assert json.loads(reader.readline())["event"] == "ready"
+        for token in (None, "guessed"):
+            request = {"id": 1, "args": ["--version"], "script": "", "cwd": str(repo)}
+            sock.sendall((json.dumps(request | ({"token": token} if token else {})) + "\n").encode())
+            answer = json.loads(reader.readline())
+            assert answer["event"] == "refused" and answer["error"] == "not authorised"
+        sock.close()
+        assert asyncio.run(runner.run(["--version"], timeout_s=60, max_chars=2000)).exit_code == 0
+        assert (folder() / f"{runner.key}.token").stat().st_mode & 0o777 == 0o600
+    finally:
+        pid = runner.pid
+        runner.close()
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def test_no_capabilities_no_devices_no_host_ipc_no_terminal(layout) -> None:
+    repo, _ = layout
+    mine = os.readlink("/proc/self/ns/ipc")
+    shm = Path("/dev/shm") / f"fastcode-host-{os.getpid()}"
+    shm.write_text("host")
+    try:
+        probe = "grep -E '^Cap(Eff|Bnd)' /proc/self/status; echo x > /dev/kmsg; readlink /proc/self/ns/ipc; "
+        output = _run(repo, probe + f"cat {shm} || echo no-host-shm; echo in > /dev/shm/inside; tty")
+        assert shm.read_text() == "host" and not (Path("/dev/shm") / "inside").exists()
+    finally:
+        shm.unlink()
+    assert "CapEff:\t0000000000000000" in output and "CapBnd:\t0000000000000000" in output
+    assert "/dev/kmsg: Permission denied" in output
+    assert mine not in output and "no-host-shm" in output
+    assert "not a tty" in output

@@ -32,6 +32,11 @@ NET_DENIALS = ("Network is unreachable", "Connection refused", "name resolution"
 """What it prints when the network is off (no route, nothing listening in its own namespace, no DNS)."""
 
 
+def fastcode_cache() -> Path:
+    """fastcode's cache folder, which commands may not even read: the kept-alive test runners' tokens are there."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fastcode"
+
+
 @dataclass(frozen=True)
 class Support:
     """What this machine can enforce."""
@@ -130,6 +135,7 @@ class Sandbox:
             "network": self.network,
             "ports": list(self.ports),
             "env": self.environ(),
+            "hidden": [str(fastcode_cache())],
         }
 
     def environ(self) -> dict[str, str]:

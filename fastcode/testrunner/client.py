@@ -53,7 +53,7 @@ class WarmRunner:
     """A runner process for one interpreter and repo root; `run` serves one test run at a time."""
 
     def __init__(self, python: tuple[str, ...], root: Path, *, keep_alive_s: float = 0.0, not_inode: int = 0) -> None:
-        self.python, self.root, self.key, self.inode = python, root, "", 0
+        self.python, self.root, self.key, self.inode, self.token = python, root, "", 0, ""
         self.buffer = b""
         self.ready: dict[str, Any] | None = None
         self.busy = self.closed = False
@@ -65,7 +65,7 @@ class WarmRunner:
             from fastcode.testrunner import shared
 
             self.key = shared.runner_key(python, root)
-            self.sock, self.inode, self.proc = shared.connect_or_start(
+            self.sock, self.inode, self.proc, self.token = shared.connect_or_start(
                 python, root, self.key, keep_alive_s, not_inode=not_inode
             )
             self.sock.setblocking(False)
@@ -235,6 +235,8 @@ class WarmRunner:
             request["path"] = path
         if sandbox:
             request["sandbox"] = sandbox
+        if self.token:
+            request["token"] = self.token
         await asyncio.get_running_loop().sock_sendall(self.sock, (json.dumps(request) + "\n").encode())
         try:
             pgid = int((await self._reply(run_id, "started", READY_TIMEOUT_S))["pid"])

@@ -7,12 +7,15 @@ connection: when it changed the new connection gets {"event": "stale"} and the r
 requests as over the inherited socket; one run at a time, and a request from another connection meanwhile gets
 {"id": n, "event": "busy"}. A connection that closes during its run has the run killed. After IDLE seconds without
 a request the runner removes PATH and STATE (when still its own) and exits; it exits sooner when PATH is removed or
-replaced. Standard library only, compatible with Python 3.8, like `server.py`.
+replaced. A request must carry the runner's token ($FASTCODE_RUNNER_TOKEN when it started, removed from its
+environment at once); any other gets {"event": "refused"}: another process of the same user, a sandboxed command
+say, cannot have code run outside its sandbox. Standard library only, compatible with Python 3.8, like `server.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import os
 import select
@@ -50,9 +53,9 @@ def _log(message: str) -> None:
 class _Hub:
     """Kept alive: the listening socket and the connected fastcode processes."""
 
-    def __init__(self, listener: socket.socket, path: str, state: str, hello: dict) -> None:
+    def __init__(self, listener: socket.socket, path: str, state: str, hello: dict, token: str = "") -> None:
         self.listener: socket.socket | None = listener
-        self.path, self.state, self.hello = path, state, hello
+        self.path, self.state, self.hello, self.token = path, state, hello, token
         try:
             self.inode = os.stat(path).st_ino  # bound by fastcode before this process started
         except OSError:
@@ -92,7 +95,9 @@ class _Hub:
                 self.drop(conn)
                 continue
             for request in conn.pop():
-                if busy:
+                if not self.token or not hmac.compare_digest(str(request.get("token", "")), self.token):
+                    _say(conn.sock, {"id": request.get("id"), "event": "refused", "error": "not authorised"})
+                elif busy:
                     _say(conn.sock, {"id": request.get("id"), "event": "busy"})
                 else:
                     out.append((conn, request))
@@ -120,6 +125,7 @@ class _Hub:
 
 
 def listen(fd: int, path: str, state: str, idle_s: float, key: str) -> None:
+    token = os.environ.pop("FASTCODE_RUNNER_TOKEN", "")  # only requests that carry it are served
     listener = socket.socket(fileno=fd)
     listener.setblocking(True)
     fingerprint = _fingerprint()
@@ -133,7 +139,7 @@ def listen(fd: int, path: str, state: str, idle_s: float, key: str) -> None:
     except BaseException as exc:
         hello = {"event": "failed", "error": str(exc) or type(exc).__name__}
         shown = []
-    hub = _Hub(listener, path, state, hello)
+    hub = _Hub(listener, path, state, hello, token)
     if hello["event"] == "failed":
         _log(hello["error"])
         hub.listener = None
