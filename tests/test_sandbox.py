@@ -186,7 +186,7 @@ def test_fastcode_sandbox_runs_one_command_as_the_agent_would(layout, isolated_e
     result = run_cli(["sandbox", "--", "echo $TMPDIR; touch ../outside/t"], cwd=repo, env=isolated_env)
     assert result.returncode == 1 and "Permission denied" in result.stderr
     assert result.stderr.startswith("fastcode sandbox: workspace-write, network off (Landlock ABI")
-    assert "fastcode-sandbox-" in result.stdout and not (outside / "t").exists()
+    assert f"/fastcode-{os.getuid()}/sandbox-" in result.stdout and not (outside / "t").exists()
     off = run_cli(["sandbox", "--sandbox", "off", "--", "touch", "../outside/t"], cwd=repo, env=isolated_env)
     assert off.returncode == 0 and (outside / "t").exists()
     assert run_cli(["sandbox"], cwd=repo, env=isolated_env).returncode == 2
@@ -300,11 +300,102 @@ def test_no_capabilities_no_devices_no_host_ipc_no_terminal(layout) -> None:
     shm.write_text("host")
     try:
         probe = "grep -E '^Cap(Eff|Bnd)' /proc/self/status; echo x > /dev/kmsg; readlink /proc/self/ns/ipc; "
-        output = _run(repo, probe + f"cat {shm} || echo no-host-shm; echo in > /dev/shm/inside; tty")
-        assert shm.read_text() == "host" and not (Path("/dev/shm") / "inside").exists()
+        inside = Path("/dev/shm") / f"fastcode-inside-{os.getpid()}"
+        output = _run(repo, probe + f"cat {shm} || echo no-host-shm; echo in > {inside}; tty")
+        assert shm.read_text() == "host" and not inside.exists()
     finally:
         shm.unlink()
     assert "CapEff:\t0000000000000000" in output and "CapBnd:\t0000000000000000" in output
     assert "/dev/kmsg: Permission denied" in output
     assert mine not in output and "no-host-shm" in output
     assert "not a tty" in output
+
+
+def _runner_cache(monkeypatch) -> str:
+    cache = tempfile.mkdtemp(prefix="fc-")  # a socket path must stay short
+    monkeypatch.setenv("XDG_CACHE_HOME", cache)
+    return cache
+
+
+def test_code_the_warm_runner_loads_at_start_runs_confined(layout, monkeypatch) -> None:
+    """An interpreter or PYTHONPATH inside the repository loads the repository's code into the runner itself (a
+    sitecustomize or .pth a command wrote): the runner runs in the sandbox as a whole, not only its children."""
+    repo, outside = layout
+    cache = _runner_cache(monkeypatch)
+    site = repo / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import os, sys\n"
+        "sys.modules.pop('sitecustomize', None)  # hides from the runner's check for modules of the repository\n"
+        "try:\n"
+        f"    open({str(outside / 'from_runner.txt')!r}, 'w').write(str(os.getpid()))\n"
+        "except OSError:\n"
+        "    pass\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    (repo / "stats.py").write_text((repo / "stats.py").read_text().replace("- window)", "- window + 1)"))
+    box = Sandbox.from_settings(SandboxSection())
+    command = f"{sys.executable} -m pytest -q -p no:cacheprovider"
+    try:
+        testcmd.prestart(command, repo, keep_alive_s=30, sandbox=box)
+        result = asyncio.run(testcmd.run_tests(command, repo, timeout_s=120))
+    finally:
+        testcmd.shutdown()
+        box.close()
+        _kill_runners(cache)
+    assert result.runner == "warm" and result.passed, result.note + result.output
+    assert not (outside / "from_runner.txt").exists()
+
+
+def _kill_runners(cache: str) -> None:
+    for state in Path(cache).glob("fastcode/testrunners/*.log"):
+        for line in state.read_text(errors="replace").splitlines():
+            if line.startswith("fastcode test runner "):
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(int(line.split()[3]), signal.SIGKILL)
+    shutil.rmtree(cache, ignore_errors=True)
+
+
+def test_a_run_asked_of_a_confined_runner_without_a_sandbox_stays_confined(layout, monkeypatch) -> None:
+    """Even with the runner's token (test code can find it in the runner's memory), a request without a sandbox spec
+    runs inside the runner's own sandbox."""
+    from fastcode.testrunner.shared import folder
+
+    repo, outside = layout
+    cache = _runner_cache(monkeypatch)
+    (repo / "escape.py").write_text(f"open({str(outside / 'escaped.txt')!r}, 'w').write('x')\n")
+    box = Sandbox.from_settings(SandboxSection())
+    command = f"{sys.executable} -m pytest -q -p no:cacheprovider"
+    try:
+        testcmd.prestart(command, repo, keep_alive_s=30, sandbox=box)
+        asyncio.run(testcmd.run_tests(command, repo, timeout_s=120))
+        (token_file,) = folder().glob("*.token")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(str(token_file.with_suffix(".sock")))
+        reader = sock.makefile("rb")
+        assert json.loads(reader.readline())["event"] == "ready"
+        request = {"id": 1, "args": [], "script": str(repo / "escape.py"), "cwd": str(repo),
+                   "token": token_file.read_text()}  # fmt: skip
+        sock.sendall((json.dumps(request) + "\n").encode())
+        events = [json.loads(reader.readline()) for _ in range(2)]
+        sock.close()
+    finally:
+        testcmd.shutdown()
+        box.close()
+        _kill_runners(cache)
+    assert events[-1]["event"] == "done" and events[-1]["status"] != 0
+    assert not (outside / "escaped.txt").exists()
+
+
+def test_fastcodes_cache_is_made_before_it_is_hidden(tmp_path, monkeypatch) -> None:
+    """A cache folder that does not exist yet cannot be left out of the read rules: it is made first, and a
+    sandbox told to hide a missing folder refuses to start the command."""
+    from fastcode.sandbox import confine
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "fresh"))
+    box = Sandbox.from_settings(SandboxSection())
+    spec = box.spec(tmp_path)
+    box.close()
+    assert (tmp_path / "fresh" / "fastcode").is_dir() and spec["hidden"] == [str(tmp_path / "fresh" / "fastcode")]
+    with pytest.raises(OSError, match="does not exist"):
+        confine._read_everything_but(-1, 0, [str(tmp_path / "missing")])

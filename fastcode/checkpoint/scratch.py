@@ -14,6 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from fastcode.core.paths import scratch_root
+
 SKIPPED = frozenset({".git", ".fastcode", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hg"})
 LINKED = frozenset({".venv", "venv", "env", ".tox", ".nox", "node_modules", "target", ".eggs"})
 MAX_FILES = 20_000
@@ -29,7 +31,7 @@ class ScratchCopy:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._parent = Path(tempfile.mkdtemp(prefix="fastcode-search-"))
+        self._parent = Path(tempfile.mkdtemp(prefix="search-", dir=scratch_root()))
         self.path = self._parent / root.name
         try:
             _copy(root, self.path)

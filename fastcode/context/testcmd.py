@@ -69,9 +69,10 @@ def prestart(
         _sandboxes[root] = sandbox
     else:
         _sandboxes.pop(root, None)
+    confine = sandbox.runner_spec(root) if sandbox is not None and sandbox.active else None
     pool.keep_alive[root] = keep_alive_s
     if runner != "subprocess" and command and isinstance(invocation := pytest_invocation(command, root), Invocation):
-        pool.prestart(invocation, root)
+        pool.prestart(invocation, root, confine)
 
 
 def shutdown() -> None:
@@ -140,14 +141,16 @@ async def run_tests(
         shown = f"{command} {' '.join(shlex.quote(node) for node in select)}"
     invocation, note = pytest_invocation(command, root), ""
     sandbox = _sandboxes.get(root.resolve())
-    confined = sandbox.spec(cwd) if sandbox is not None and sandbox.active else None
+    active = sandbox is not None and sandbox.active
+    runner_spec = sandbox.runner_spec(root) if sandbox is not None and active else None
+    run_spec = sandbox.spec(cwd, nested=True) if sandbox is not None and active else None
     if isinstance(invocation, str):
         note = invocation
     elif _modes.get(root.resolve(), "auto") != "subprocess":
         try:
             args = [*invocation.args, *(select or [])]
             warm = await pool.run(invocation, root.resolve(), args, timeout_s=timeout_s, max_chars=max_chars,
-                                  cwd=cwd, path=path, sandbox=confined)  # fmt: skip
+                                  cwd=cwd, path=path, sandbox=run_spec, confine=runner_spec)  # fmt: skip
             return _result(shown, warm.exit_code, warm.body(), started, "warm", "")
         except RunnerError as exc:
             note = str(exc)

@@ -3,6 +3,7 @@ meta.json). Standard library only."""
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from pathlib import Path
@@ -42,3 +43,16 @@ def find_run(repo: Path, run_id: str | None) -> Path | None:
         return runs[-1] if runs else None
     matches = [p for p in runs if p.name.startswith(run_id)]
     return matches[0] if len(matches) == 1 else None
+
+
+def scratch_root() -> Path:
+    """fastcode's own folder under the system temporary folder (`<tmp>/fastcode-<uid>`, private): the sandbox's
+    per-session $TMPDIR and the test-time search's scratch copies live there, so a confined warm runner may write
+    them and nothing else of /tmp."""
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / f"fastcode-{os.getuid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    if path.is_symlink() or path.stat().st_uid != os.getuid():
+        raise OSError(f"{path} is not this user's own folder")
+    return path

@@ -1,8 +1,9 @@
 """Confine the current process before it runs a command: the kernel side of fastcode's sandbox.
 
-Called in a child process just before exec (the `run` tool, test commands) or in each forked child of the warm test
-runner, so it costs microseconds and needs no extra binary. It applies a spec (a JSON-able dict built by
-`fastcode.sandbox.policy`):
+Called in a child process just before exec (the `run` tool, test commands, the warm test runner itself) and again,
+narrower, in each forked child of a confined warm runner (`nested`: Landlock stacks a second ruleset; namespaces and
+mounts are the runner's), so it costs microseconds and needs no extra binary. It applies a spec (a JSON-able dict
+built by `fastcode.sandbox.policy`):
 
 - a session of its own (no controlling terminal: nothing typed into the user's terminal with TIOCSTI);
 - namespaces (where unprivileged user namespaces work): a user namespace mapping the caller's own uid and gid, a mount
@@ -52,8 +53,9 @@ _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 _PR_CAPBSET_DROP, _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 24, 47, 4
 _SYS_CAPSET = {"x86_64": 126, "aarch64": 91}
 _CAP_VERSION_3 = 0x20080522
-DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx", "/dev/pts")
-"""The device files commands may write (and, for the terminal ones, use ioctls on); no other device under /dev."""
+DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty")
+"""The device files commands may write (and use terminal ioctls on /dev/tty, which after `setsid` is none); no other
+device under /dev: not the user's other terminals (/dev/pts), not block devices, not /dev/kmsg."""
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -106,7 +108,10 @@ def _read_everything_but(ruleset: int, read: int, hidden: list) -> None:
     """Read access to the whole file system except beneath the `hidden` folders (fastcode's cache: the test runners'
     tokens). Landlock only grants, so: listing everywhere, and read rules on every entry beside the path down to each
     hidden folder (≈ 100 rules, a fraction of a millisecond)."""
-    hidden = {os.path.realpath(h) for h in hidden if os.path.isdir(h)}
+    missing = [h for h in hidden if not os.path.isdir(h)]
+    if missing:  # created later, it would be readable: fail closed
+        raise SandboxError(errno.ENOENT, f"sandbox: the folder to hide does not exist: {missing[0]}")
+    hidden = {os.path.realpath(h) for h in hidden}
     if not hidden:
         _add_path(ruleset, "/", read)
         return
@@ -146,8 +151,7 @@ def _landlock(spec: dict) -> None:
         read = EXECUTE | READ_FILE | READ_DIR
         _read_everything_but(ruleset, read, spec.get("hidden") or ())
         for device in DEVICES:
-            terminal = device in ("/dev/tty", "/dev/ptmx", "/dev/pts")
-            _add_path(ruleset, device, read | WRITE_FILE | (IOCTL_DEV if abi >= 5 and terminal else 0))
+            _add_path(ruleset, device, read | WRITE_FILE | (IOCTL_DEV if abi >= 5 and device == "/dev/tty" else 0))
         for path in spec.get("writable") or ():
             _add_path(ruleset, path, handled)
         for port in spec.get("ports") or ():
@@ -233,7 +237,8 @@ def confine(spec: dict) -> None:
     os.environ.update(spec.get("env") or {})  # the private TMPDIR, for a forked child that inherited another
     try:
         _new_session()
-        _namespaces(spec)
+        if not spec.get("nested"):  # inside a confined warm runner: its namespaces hold, and mounts are denied
+            _namespaces(spec)
         _landlock(spec)
         _drop_capabilities()
     except SandboxError:

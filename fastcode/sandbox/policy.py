@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fastcode.core.config import SandboxSection
+from fastcode.core.paths import scratch_root
 from fastcode.sandbox import confine
 
 CONFINE_SCRIPT = Path(confine.__file__)
@@ -117,25 +118,38 @@ class Sandbox:
     def tmp(self) -> str:
         """The private temporary directory commands may write (made on first use, removed by `close`)."""
         if not self._tmp:
-            self._tmp = tempfile.mkdtemp(prefix="fastcode-sandbox-")
+            self._tmp = tempfile.mkdtemp(prefix="sandbox-", dir=scratch_root())
         return self._tmp
 
-    def spec(self, cwd: Path) -> dict[str, Any]:
-        """What `confine.confine` applies in a child that runs in `cwd` (the repository or a copy of it)."""
+    def spec(self, cwd: Path, *, nested: bool = False) -> dict[str, Any]:
+        """What `confine.confine` applies in a child that runs in `cwd` (the repository or a copy of it); `nested`:
+        in a child of a warm runner already confined by `runner_spec` (Landlock only, narrower)."""
         root = str(cwd.resolve())
         writable = [self.tmp(), *SHARED_WRITABLE, *self.writable] + ([root] if self.mode == "workspace-write" else [])
-        use_netns = self.support.namespaces and not self.network and not self.ports
+        return self._spec(root, writable) | {"nested": nested}
+
+    def runner_spec(self, root: Path) -> dict[str, Any]:
+        """What confines a warm test runner for `root` as a whole: it imports the repository's plugins (and whatever
+        an interpreter inside the repository loads) before any run, and its runs only narrow it. It may write the
+        repository, fastcode's scratch folder (each session's $TMPDIR and the search's scratch copies are there) and
+        the extra paths; it outlives the session, so runners are keyed by this spec."""
+        writable = [str(root.resolve()), str(scratch_root()), *SHARED_WRITABLE, *self.writable]
+        return self._spec(str(root.resolve()), writable) | {"env": {}}
+
+    def _spec(self, root: str, writable: list[str]) -> dict[str, Any]:
+        cache = fastcode_cache()
+        cache.mkdir(parents=True, exist_ok=True, mode=0o700)  # hidden only if it exists when the child confines
         return {
             "mode": self.mode,
             "landlock_abi": self.support.landlock_abi,
             "writable": writable,
             "readonly": [os.path.join(root, ".git")] if self.support.namespaces else [],
             "userns": self.support.namespaces,
-            "netns": use_netns,
+            "netns": self.support.namespaces and not self.network and not self.ports,
             "network": self.network,
             "ports": list(self.ports),
             "env": self.environ(),
-            "hidden": [str(fastcode_cache())],
+            "hidden": [str(cache)],
         }
 
     def environ(self) -> dict[str, str]:

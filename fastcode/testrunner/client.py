@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
@@ -49,10 +50,27 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def _confiner(spec: dict[str, Any] | None) -> Callable[[], None] | None:
+    """The runner process confines itself before it imports anything of the repository (see `Sandbox.runner_spec`)."""
+    if not spec:
+        return None
+    from fastcode.sandbox.confine import confine
+
+    return lambda: confine(spec)
+
+
 class WarmRunner:
     """A runner process for one interpreter and repo root; `run` serves one test run at a time."""
 
-    def __init__(self, python: tuple[str, ...], root: Path, *, keep_alive_s: float = 0.0, not_inode: int = 0) -> None:
+    def __init__(
+        self,
+        python: tuple[str, ...],
+        root: Path,
+        *,
+        keep_alive_s: float = 0.0,
+        not_inode: int = 0,
+        confine: dict[str, Any] | None = None,
+    ) -> None:
         self.python, self.root, self.key, self.inode, self.token = python, root, "", 0, ""
         self.buffer = b""
         self.ready: dict[str, Any] | None = None
@@ -64,9 +82,9 @@ class WarmRunner:
         if keep_alive_s > 0:
             from fastcode.testrunner import shared
 
-            self.key = shared.runner_key(python, root)
+            self.key = shared.runner_key(python, root, confine)
             self.sock, self.inode, self.proc, self.token = shared.connect_or_start(
-                python, root, self.key, keep_alive_s, not_inode=not_inode
+                python, root, self.key, keep_alive_s, not_inode=not_inode, preexec=_confiner(confine)
             )
             self.sock.setblocking(False)
             return
@@ -80,8 +98,9 @@ class WarmRunner:
                 stderr=subprocess.STDOUT,
                 pass_fds=(theirs.fileno(),),
                 start_new_session=True,
+                preexec_fn=_confiner(confine),
             )
-        except OSError as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
             self.sock.close()
             raise RunnerError(f"the warm runner did not start: {exc}") from exc
         finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import json
 from collections import OrderedDict
 from contextlib import suppress
 from pathlib import Path
@@ -27,26 +28,32 @@ MAX_RUNNERS = 2
 DEFAULT_KEEP_ALIVE_S = 600.0
 """`agent.test_runner_keep_alive`'s default, for roots `prestart` was not told about."""
 
-_Key = tuple[tuple[str, ...], str, str, bool]
+_Key = tuple[tuple[str, ...], str, str, bool, str]
 _runners: OrderedDict[_Key, WarmRunner] = OrderedDict()
 _failed: dict[_Key, str] = {}
 keep_alive: dict[Path, float] = {}
 """Repo root -> seconds a runner started for it stays up without a request (0: it exits with this process)."""
 
 
-def _key(invocation: Invocation, root: Path, keep_s: float) -> _Key:
+def _key(invocation: Invocation, root: Path, keep_s: float, confine: dict[str, Any] | None = None) -> _Key:
     # A runner inherits the environment it was started in: a changed one (PYTHONPATH, PYTEST_*) needs another.
     environment = hashlib.sha256(repr(sorted(child_environ().items())).encode()).hexdigest()
-    return invocation.python, str(root), environment, keep_s > 0
+    return invocation.python, str(root), environment, keep_s > 0, json.dumps(confine, sort_keys=True)
 
 
 def runner_for(
-    invocation: Invocation, root: Path, *, keep_alive_s: float | None = None, not_inode: int = 0
+    invocation: Invocation,
+    root: Path,
+    *,
+    keep_alive_s: float | None = None,
+    not_inode: int = 0,
+    confine: dict[str, Any] | None = None,
 ) -> WarmRunner:
-    """The live runner for this interpreter and root, started (or found kept alive) now if there is none;
-    RunnerError when there cannot be one (an earlier one failed to get ready, or it cannot be started)."""
+    """The live runner for this interpreter and root (confined as a whole by the `confine` spec), started (or found
+    kept alive) now if there is none; RunnerError when there cannot be one (an earlier one failed to get ready, or it
+    cannot be started)."""
     keep_s = keep_alive.get(root, DEFAULT_KEEP_ALIVE_S) if keep_alive_s is None else keep_alive_s
-    key = _key(invocation, root, keep_s)
+    key = _key(invocation, root, keep_s, confine)
     if key in _failed:
         raise RunnerError(_failed[key])
     runner = _runners.get(key)
@@ -56,7 +63,8 @@ def runner_for(
         runner = None
     if runner is None:
         try:
-            runner = _runners[key] = WarmRunner(invocation.python, root, keep_alive_s=keep_s, not_inode=not_inode)
+            runner = _runners[key] = WarmRunner(invocation.python, root, keep_alive_s=keep_s, not_inode=not_inode,
+                                                confine=confine)  # fmt: skip
         except RunnerError as exc:
             _failed[key] = str(exc)
             raise
@@ -66,10 +74,10 @@ def runner_for(
     return runner
 
 
-def prestart(invocation: Invocation, root: Path) -> None:
+def prestart(invocation: Invocation, root: Path, confine: dict[str, Any] | None = None) -> None:
     """Start the runner now (it imports pytest and the plugins while fastcode does other work)."""
     with suppress(RunnerError):  # the run will fall back and say why
-        runner_for(invocation, root)
+        runner_for(invocation, root, confine=confine)
 
 
 async def run(
@@ -82,17 +90,19 @@ async def run(
     cwd: Path | None = None,
     path: list[str] | None = None,
     sandbox: dict[str, Any] | None = None,
+    confine: dict[str, Any] | None = None,
 ) -> CommandResult:
-    """Run pytest with `args` in this invocation's warm runner (in `cwd`, a copy of `root`, when given, with `path`
-    first on sys.path; the child confined by the `sandbox` spec); RunnerError when it cannot serve the run."""
+    """Run pytest with `args` in this invocation's warm runner (confined by the `confine` spec; in `cwd`, a copy of
+    `root`, when given, with `path` first on sys.path; the child narrowed by the `sandbox` spec); RunnerError when it
+    cannot serve the run."""
     where = {"cwd": cwd, "path": path or [], "sandbox": sandbox}
-    key = _key(invocation, root, keep_alive.get(root, DEFAULT_KEEP_ALIVE_S))
-    runner = runner_for(invocation, root)
+    key = _key(invocation, root, keep_alive.get(root, DEFAULT_KEEP_ALIVE_S), confine)
+    runner = runner_for(invocation, root, confine=confine)
     try:
         try:
             return await runner.run(args, script=invocation.script, timeout_s=timeout_s, max_chars=max_chars, **where)
         except Stale:  # nothing ran: start a fresh kept-alive runner (unless another process just did) and use it
-            runner = runner_for(invocation, root, not_inode=runner.inode or -1)
+            runner = runner_for(invocation, root, not_inode=runner.inode or -1, confine=confine)
             return await runner.run(args, script=invocation.script, timeout_s=timeout_s, max_chars=max_chars, **where)
     except RunnerError as exc:
         if runner.closed and runner.ready is None and not isinstance(exc, Stale):

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import secrets
 import socket
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fastcode.core.secrets import child_environ
 from fastcode.testrunner.common import SERVER, RunnerError
@@ -41,12 +44,13 @@ def folder() -> Path:
     return base
 
 
-def runner_key(python: tuple[str, ...], root: Path) -> str:
-    """The key of the runner for this interpreter in this environment (and root, when the environment is relative)."""
+def runner_key(python: tuple[str, ...], root: Path, confine: dict[str, Any] | None = None) -> str:
+    """The key of the runner for this interpreter in this environment (and root, when the environment is relative;
+    and the sandbox that confines it: a confined runner serves only the repository it may write)."""
     relative = any(p and not os.path.isabs(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep))
     where = str(root) if relative or any(not os.path.isabs(p) for p in python) else ""
     environment = sorted((k, v) for k, v in child_environ().items() if k not in VOLATILE)
-    text = repr((python, where, environment))
+    text = repr((python, where, environment)) + (json.dumps(confine, sort_keys=True) if confine else "")
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -80,7 +84,13 @@ def _new_token(path: Path) -> str:
 
 
 def connect_or_start(
-    python: tuple[str, ...], root: Path, key: str, idle_s: float, *, not_inode: int = 0
+    python: tuple[str, ...],
+    root: Path,
+    key: str,
+    idle_s: float,
+    *,
+    not_inode: int = 0,
+    preexec: Callable[[], None] | None = None,
 ) -> tuple[socket.socket, int, subprocess.Popen[bytes] | None, str]:
     """(connection, inode of the socket file, the process when this call started it, the runner's token).
     `not_inode`: the runner behind that socket file turned out stale or gone, so a new one is started unless another
@@ -108,9 +118,9 @@ def connect_or_start(
                      key],
                     cwd=root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     pass_fds=(listener.fileno(),), start_new_session=True,
-                    env={**child_environ(), TOKEN_VARIABLE: token},
+                    env={**child_environ(), TOKEN_VARIABLE: token}, preexec_fn=preexec,
                 )  # fmt: skip
-        except OSError as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
             path.unlink(missing_ok=True)
             raise RunnerError(f"the warm runner did not start: {exc}") from exc
         finally:
