@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -41,6 +42,11 @@ def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+def _left_behind(private_tmp: Path) -> list[Path]:
+    """What a run left in the temporary folder: fastcode's own scratch folder (`/tmp/fastcode-<uid>`) stays, empty."""
+    return [p for p in private_tmp.rglob("*") if p != private_tmp / f"fastcode-{os.getuid()}"]
+
+
 async def test_the_tests_choose_among_candidates_from_one_cached_prompt(
     sample_repo, isolated_env, scripted, private_tmp
 ) -> None:
@@ -65,7 +71,7 @@ async def test_the_tests_choose_among_candidates_from_one_cached_prompt(
     done = events[-1]
     assert (done.status, done.candidates, done.winner, done.summary) == ("finished", 2, 2, "Off by one.")
     assert _of(events, "search_finished")[0].winner == 2 and before != (sample_repo / STATS).read_text()
-    assert list(private_tmp.iterdir()) == []  # the scratch copy is gone
+    assert _left_behind(private_tmp) == []  # the scratch copy is gone
 
 
 async def test_a_candidate_repeating_an_earlier_one_is_not_tested_again(sample_repo, isolated_env, scripted) -> None:
@@ -91,7 +97,7 @@ async def test_losing_candidates_never_touch_the_tree(sample_repo, isolated_env,
     assert WRONG["new"] in third["messages"][-2]["content"]
     assert "not applied" in third["messages"][-1]["content"] and "failed" in third["messages"][-1]["content"]
     assert "read_file" in json.dumps(third["response_format"])  # back to every tool
-    assert list(private_tmp.iterdir()) == []
+    assert _left_behind(private_tmp) == []
 
 
 async def test_the_budget_caps_the_candidates(sample_repo, isolated_env, scripted) -> None:
@@ -148,7 +154,7 @@ async def test_candidates_come_in_batches_only_where_batching_pays(
 async def test_an_interrupt_mid_search_leaves_the_tree_as_it_was(
     sample_repo, isolated_env, scripted, private_tmp
 ) -> None:
-    slow = "import os, time\n\ndef test_slow():\n    if 'fastcode-search' in os.getcwd():\n        time.sleep(30)\n"
+    slow = "import os, time\n\ndef test_slow():\n    if '/search-' in os.getcwd():\n        time.sleep(30)\n"
     (sample_repo / "tests/test_slow.py").write_text(slow)  # the whole-suite run of a candidate (in the copy) hangs
     server = scripted({"turns": [_edit(FIX)]})
     session = _session(sample_repo, server.base_url, "agent.test_cmd='python -m pytest -q'")
@@ -164,7 +170,7 @@ async def test_an_interrupt_mid_search_leaves_the_tree_as_it_was(
     await asyncio.wait_for(consume(), 60)
     assert [e.message for e in _of(events, "error")] == []
     assert events[-1].status == "interrupted" and (sample_repo / STATS).read_text() == before
-    assert events[-1].diff == "" and list(private_tmp.iterdir()) == []
+    assert events[-1].diff == "" and _left_behind(private_tmp) == []
 
 
 async def test_the_time_limit_ends_a_search(sample_repo, isolated_env, scripted, private_tmp) -> None:
@@ -172,7 +178,7 @@ async def test_the_time_limit_ends_a_search(sample_repo, isolated_env, scripted,
     before = (sample_repo / STATS).read_text()
     events = await _run(_session(sample_repo, server.base_url, "agent.timeout_s=4"))
     assert events[-1].status == "timeout" and events[-1].wall_s < 10
-    assert (sample_repo / STATS).read_text() == before and list(private_tmp.iterdir()) == []
+    assert (sample_repo / STATS).read_text() == before and _left_behind(private_tmp) == []
 
 
 def test_the_step_output_and_the_json_result_show_the_candidates(sample_repo, isolated_env, scripted) -> None:
