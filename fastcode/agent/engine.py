@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fastcode.agent import conversation
+from fastcode.agent.conversation import Conversation
 from fastcode.agent.edit_first import EDIT_ONLY, Attempt, candidate, is_question, source_paths
 from fastcode.agent.prefix import PrefixTracker
 from fastcode.agent.router import Router, TurnState
@@ -111,6 +113,15 @@ class Session:
         self._closing = False
         self._tests_approved: bool | None = None
         """This run's answer to "may the tests run?" where commands need approval (None: not asked yet)."""
+        self.session_id = ""
+        """The first run's id: every turn of this conversation carries it."""
+        self.steps_taken = 0
+        """Steps started in the current run (what a run that stopped early reports)."""
+
+    def resume(self, earlier: Conversation) -> None:
+        """Continue a conversation a run saved: its messages as they were (the cached prefix holds), its turn count
+        (so the next task is a follow-up: no new context gathering) and its session id."""
+        self.messages, self.turn, self.session_id = list(earlier.messages), earlier.turn, earlier.session_id
 
     async def run(self, task: str) -> AsyncIterator[Event]:
         """Yield every event of one run, in order; the trace file gets each one first."""
@@ -139,6 +150,7 @@ class Session:
 
     async def _run(self, task: str, run_id: str, emit: Emitter) -> None:
         started, self.turn, self._closing = time.perf_counter(), self.turn + 1, False
+        self.session_id = self.session_id or run_id
         self.failing_tests, self.tests_failing_before, self.search = [], None, (0, None)
         self._tests_approved = None
         calls_before = self.model_calls
@@ -156,9 +168,10 @@ class Session:
             started_at=datetime.now(UTC).isoformat(),
             routes=self._route_labels(),
             turn=self.turn,
+            session_id=self.session_id or run_id,
             sandbox=self.sandbox.describe(),
         )
-        status, summary, steps, exit_code = "error", "", 0, 1
+        status, summary, steps, exit_code, self.steps_taken = "error", "", 0, 1, 0
         try:
             async with asyncio.timeout(self.settings.agent.timeout_s):
                 status, summary, steps = await self._loop(task, emit, checkpoint)
@@ -177,6 +190,7 @@ class Session:
             emit(ErrorEvent, kind="internal", message=f"{type(exc).__name__}: {exc}")
         self._closing = True
         self.sandbox.close()  # the commands' private temporary directory
+        conversation.save(run_dir(self.root, run_id), Conversation(self.session_id, self.turn, self.messages))
         diff = ""
         try:
             diff = (await asyncio.to_thread(lambda: checkpoint.result().finish())).diff
@@ -187,7 +201,7 @@ class Session:
                 RunFinished,
                 status=status,
                 summary=summary,
-                steps=steps,
+                steps=steps or self.steps_taken,  # a run stopped early: the steps it did start
                 model_calls=self.model_calls - calls_before,
                 wall_s=round(time.perf_counter() - started, 3),
                 diff=diff,
@@ -307,6 +321,7 @@ class Session:
             trying = step <= attempts
             kind = "plan" if trying else router.next_kind(state, emit, step)
             emit(StepStarted, step=step, route=kind)
+            self.steps_taken = step
             step_start = time.perf_counter()
             tools.early = EarlyStarts(tools, step)
             focus = {"only": EDIT_ONLY, "paths": self.edit_paths, "seed": step} if trying else {}

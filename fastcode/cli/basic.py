@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fastcode.core.config import ConfigError, load_settings, masked
+from fastcode.core.config import ConfigError, load_settings
 from fastcode.core.errors import fail
 from fastcode.core.paths import find_repo_root, find_run
 
@@ -16,36 +16,14 @@ def _root(args: argparse.Namespace) -> Path:
 
 
 def config(args: argparse.Namespace) -> int:
-    """Print the merged config as TOML-like lines, each with the layer it came from; API keys masked."""
-    import os
+    """Print the merged config as TOML fastcode reads back, each key with the layer it came from; keys masked."""
+    from fastcode.cli.config_show import lines
 
     try:
         loaded = load_settings(_root(args), overrides=args.overrides)
     except ConfigError as exc:
         return fail(str(exc))
-    if loaded.ignored:
-        print(f"# {loaded.ignored}")
-    data = loaded.settings.model_dump(mode="json")
-    for section, values in data.items():
-        items = values.items() if section != "models" else ()
-        if section == "models":
-            for name, profile in values.items():
-                print(f"[models.{name}]")
-                for key, value in profile.items():
-                    print(f"{key} = {_toml(value):<40} # {loaded.source_of(f'models.{name}.{key}')}")
-                key_value = os.environ.get(profile["api_key_env"])
-                shown = masked(key_value) if key_value else "(not set)"
-                print(f"# ${profile['api_key_env']} = {shown}")
-                print()
-            continue
-        print(f"[{section}]")
-        for key, value in items:
-            print(f"{key} = {_toml(value):<40} # {loaded.source_of(f'{section}.{key}')}")
-        if section == "sandbox":
-            from fastcode.sandbox.policy import Sandbox
-
-            print(f"# enforced: {Sandbox.from_settings(loaded.settings.sandbox).describe()}")
-        print()
+    print("\n".join(lines(loaded)).rstrip())
     return 0
 
 
@@ -104,16 +82,6 @@ def trust(args: argparse.Namespace) -> int:
 def _shown(path: str) -> str:
     """A path for the terminal: bytes that are not UTF-8 (kept as surrogates to restore the file) shown as U+FFFD."""
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _toml(value: object) -> str:
-    if value is None:
-        return '""  # unset'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return str(value)
 
 
 def trace(args: argparse.Namespace) -> int:

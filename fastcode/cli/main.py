@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -45,6 +46,10 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="what commands may write: the repository (workspace-write, default), nothing (read-only), anything (off)",
     )
     parser.add_argument(
+        "--continue", dest="continue_", action="store_true", help="continue the latest run's conversation in this repo"
+    )
+    parser.add_argument("--resume", metavar="RUN", help="continue that run's conversation (a unique id prefix)")
+    parser.add_argument(
         "--trust", action="store_true", help="honour this repository's .fastcode.toml in full for this run"
     )
 
@@ -69,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 def build_subparsers() -> dict[str, argparse.ArgumentParser]:
     parsers: dict[str, argparse.ArgumentParser] = {}
     p = parsers["exec"] = argparse.ArgumentParser(prog="fastcode exec", description="Run one task headless.")
-    p.add_argument("task", help="what to do")
+    p.add_argument("task", nargs="?", help="what to do; `-` or none (with stdin not a terminal): read it from stdin")
     _add_run_options(p)
     p = parsers["config"] = argparse.ArgumentParser(prog="fastcode config", description="Inspect configuration.")
     p.add_argument("action", choices=("show",))
@@ -116,16 +121,42 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help / --version (0) or a usage error (2)
         return int(exc.code or 0)
+    if args.task and (word := _lone_word(args.task)):
+        return fail(word)
+    if not args.task and _interactive() and not args.headless:
+        return _run_tui(args)
+    args.task = _task_or_stdin(args.task)
     if not args.task:
-        if _interactive() and not args.headless:
-            return _run_tui(args)
-        return fail('no task given: fastcode "TASK" (see fastcode --help)')
+        return fail('no task given: fastcode "TASK", or the task on stdin (see fastcode --help)')
     headless = args.headless or args.json or not _interactive()
     return _run_task(args, headless=headless)
 
 
+def _lone_word(task: str) -> str:
+    """Why a one-word task is not run ("" when it is more than one word): `fastcode help` or a mistyped command
+    should not start the model. A one-word task still runs with `fastcode exec WORD`."""
+    if not re.fullmatch(r"[A-Za-z][\w-]*", task):
+        return ""
+    if task.lower() in ("help", "-h"):
+        return 'usage: fastcode [options] "TASK" | fastcode COMMAND ... (see fastcode --help)'
+    import difflib
+
+    close = difflib.get_close_matches(task, COMMANDS, n=1, cutoff=0.6)
+    hint = f" (did you mean `fastcode {close[0]}`?)" if close else ""
+    return f"'{task}' is not a command{hint}; to run a one-word task: fastcode exec {task}"
+
+
+def _task_or_stdin(task: str | None) -> str:
+    """The task; `-`, or none with stdin not a terminal, reads it from stdin (`echo "fix it" | fastcode exec`)."""
+    if task == "-" or (not task and not sys.stdin.isatty()):
+        return sys.stdin.read().strip()
+    return task or ""
+
+
 def _starts_a_run(argv: list[str]) -> bool:
     if not argv or any(a in ("-h", "--help", "--version") for a in argv):
+        return False
+    if len(argv) == 1 and _lone_word(argv[0]):
         return False
     return argv[0] == "exec" or argv[0] not in COMMANDS
 
@@ -142,6 +173,9 @@ def dispatch(command: str, argv: list[str]) -> int:
         return int(module.main(argv))
     args = build_subparsers()[command].parse_args(argv)
     if command == "exec":
+        args.task = _task_or_stdin(args.task)
+        if not args.task:
+            return fail('no task given: fastcode exec "TASK", or the task on stdin')
         return _run_task(args, headless=True)
     from fastcode.cli import basic
 

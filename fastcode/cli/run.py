@@ -88,6 +88,18 @@ def _run_session(
     from fastcode.agent.engine import Session
 
     session = Session(settings, root, approver=approver)
+    if getattr(args, "continue_", False) or getattr(args, "resume", None):
+        from fastcode.agent.conversation import ResumeError, load
+        from fastcode.core.paths import find_run
+
+        folder = find_run(root, args.resume)
+        if folder is None:
+            which = f"run {args.resume!r}" if args.resume else "earlier run"
+            return fail(f"no {which} in {root} to continue (fastcode undo --list shows the runs)")
+        try:
+            session.resume(load(folder))
+        except ResumeError as exc:
+            return fail(str(exc))
     if headless:
         from fastcode.frontends.headless import run_headless
 

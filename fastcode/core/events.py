@@ -35,6 +35,8 @@ class RunStarted(Event):
     """1 for a new session; follow-up turns of the same session count up."""
     sandbox: str = ""
     """What confines the commands the agent runs (`Sandbox.describe`), for the status line."""
+    session_id: str = ""
+    """The run id of the conversation's first turn (the same for every follow-up turn)."""
 
 
 class PhaseStarted(Event):

@@ -33,6 +33,7 @@ from fastcode.core.events import (
     ToolFinished,
 )
 from fastcode.core.paths import run_dir
+from fastcode.frontends.result import ResultBuilder
 
 
 def _ms(value: float | None) -> str:
@@ -126,23 +127,11 @@ class JsonPrinter:
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
+        self.results = ResultBuilder()
 
     def __call__(self, event: Event) -> None:
         self.out.write(event.model_dump_json() + "\n")
-        if isinstance(event, RunFinished):
-            result = {
-                "type": "result",
-                "status": event.status,
-                "summary": event.summary,
-                "steps": event.steps,
-                "model_calls": event.model_calls,
-                "wall_s": event.wall_s,
-                "diff": event.diff,
-                "exit_code": event.exit_code,
-                "run_id": event.run_id,
-                "candidates": event.candidates,
-                "winner": event.winner,
-            }
+        if (result := self.results(event)) is not None:
             self.out.write(json.dumps(result) + "\n")
         self.out.flush()
 

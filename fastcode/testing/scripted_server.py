@@ -56,6 +56,13 @@ def _assistant_text(turn: Turn, calls: list[tuple[str, str, str]]) -> str:
     return json.dumps(message, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _new_conversation(body: dict[str, Any]) -> bool:
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return False
+    return not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages)
+
+
 def _common_prefix(a: str, b: str) -> int:
     lo, hi = 0, min(len(a), len(b))
     if a[:hi] == b[:hi]:
@@ -118,8 +125,12 @@ class ScriptedServer:
         port: int = 0,
         latency: Latency | None = None,
         flavor: Literal["openai", "llamacpp"] = "openai",
+        replay: bool = False,
     ) -> None:
         self.script = Script.load(script)
+        self.replay = replay
+        """Once the script is used up, a request that starts a new conversation (no assistant message yet) plays it
+        again from the top (the command line's default, so a demo can be repeated; tests want "exhausted")."""
         self.latency = latency or self.script.latency
         self.flavor = flavor
         self.host, self.port = host, port
@@ -247,6 +258,8 @@ class ScriptedServer:
         prompt = canonical_prompt(body)
         with self._lock:
             served = self._served
+            if self.replay and not warmup and all(self._consumed) and _new_conversation(body):
+                self._consumed = [False] * len(self.script.turns)
             turn = None if warmup else self._next_turn(model)
             if turn is not None and turn.tool_calls and (schema_reply(body) or turn.text_format):
                 turn = turn.as_text("json" if schema_reply(body) else str(turn.text_format))
@@ -311,12 +324,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decode-tps", type=float)
     parser.add_argument("--cached-prefill-factor", type=float)
     parser.add_argument("--flavor", choices=["openai", "llamacpp"], default="openai")
+    parser.add_argument("--once", action="store_true", help="play the script once, then answer 'script exhausted'")
     args = parser.parse_args(argv)
     script = Script.load(Path(args.script))
     fields = ("ttft_ms", "prefill_tps", "decode_tps", "cached_prefill_factor")
     given = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     latency = script.latency.model_copy(update=given)
-    server = ScriptedServer(script, host=args.host, port=args.port, latency=latency, flavor=args.flavor)
+    server = ScriptedServer(script, host=args.host, port=args.port, latency=latency, flavor=args.flavor,
+                            replay=not args.once)  # fmt: skip
     httpd = server.bind()
     print(f"listening on {server.base_url}", flush=True)
     try:
