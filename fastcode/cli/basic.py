@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastcode.core.config import ConfigError, load_settings
 from fastcode.core.errors import fail
 from fastcode.core.paths import find_repo_root, find_run
+
+if TYPE_CHECKING:
+    from fastcode.core.trace import TraceBuilder
 
 
 def _root(args: argparse.Namespace) -> Path:
@@ -91,12 +96,38 @@ def trace(args: argparse.Namespace) -> int:
     folder = find_run(root, args.run)
     if folder is None:
         return fail(f"no run {args.run!r} under {root}/.fastcode/runs" if args.run else f"no runs yet under {root}")
+    if args.action == "export":
+        return _export(build(read_trace(folder / "trace.jsonl")), folder, args)
     if args.tui:
         from fastcode.frontends.tui.replay import replay
 
         return int(replay(folder / "trace.jsonl"))
     print(f"run {folder.name}")
     print(format_table(build(read_trace(folder / "trace.jsonl"))))
+    return 0
+
+
+def _export(builder: TraceBuilder, folder: Path, args: argparse.Namespace) -> int:
+    """`trace export`: Perfetto JSON to a file (default: next to the trace), or OTLP spans to the collector."""
+    if args.format == "otlp":
+        from fastcode.frontends.otlp import ExportError, send
+
+        try:
+            count = send(builder)
+        except ExportError as exc:
+            return fail(str(exc), exc.exit_code)
+        print(f"sent {count} spans of run {folder.name} to {os.environ['OTEL_EXPORTER_OTLP_ENDPOINT']}")
+        return 0
+    import json
+
+    from fastcode.frontends.perfetto import to_trace_events
+
+    out = Path(args.output) if args.output else folder / "trace.perfetto.json"
+    try:
+        out.write_text(json.dumps(to_trace_events(builder)), encoding="utf-8")
+    except OSError as exc:
+        return fail(f"cannot write {out}: {exc.strerror}")
+    print(f"{out}  (open it in https://ui.perfetto.dev or chrome://tracing)")
     return 0
 
 

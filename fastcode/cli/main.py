@@ -80,8 +80,12 @@ def build_subparsers() -> dict[str, argparse.ArgumentParser]:
     p.add_argument("action", choices=("show",))
     p.add_argument("--repo", type=Path)
     p.add_argument("-c", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p = parsers["trace"] = argparse.ArgumentParser(prog="fastcode trace", description="Show a run's latency trace.")
-    p.add_argument("action", choices=("show",))
+    p = parsers["trace"] = argparse.ArgumentParser(
+        prog="fastcode trace", description="Show a run's latency trace, or export it (Perfetto JSON, OpenTelemetry)."
+    )
+    p.add_argument("action", choices=("show", "export"))
+    p.add_argument("--format", choices=("perfetto", "otlp"), default="perfetto", help="export: the format")
+    p.add_argument("-o", "--output", help="export: the Perfetto file (default: trace.perfetto.json in the run)")
     p.add_argument("run", nargs="?", help="run id or a unique prefix (default: the latest run)")
     p.add_argument("--repo", type=Path)
     p.add_argument("--tui", action="store_true", help="open the trace in the TUI's latency panel")

@@ -7,10 +7,11 @@ Exit codes: 0 the agent finished; 1 it stopped without finishing (step or time l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from fastcode.agent.engine import Session
 from fastcode.core.events import (
@@ -33,6 +34,7 @@ from fastcode.core.events import (
     ToolFinished,
 )
 from fastcode.core.paths import run_dir
+from fastcode.frontends.otlp import live_exporter, wants_otlp
 from fastcode.frontends.result import ResultBuilder
 
 
@@ -142,10 +144,12 @@ async def run_headless(session: Session, task: str, *, json_mode: bool) -> int:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, session.interrupt)
     loop.add_signal_handler(signal.SIGTERM, session.interrupt)
+    spans = SpanStream()
     exit_code = 1
     try:
         async for event in session.run(task):
             printer(event)
+            spans(event)
             if isinstance(event, RunFinished):
                 exit_code = event.exit_code
                 if not json_mode:
@@ -153,4 +157,40 @@ async def run_headless(session: Session, task: str, *, json_mode: bool) -> int:
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
+        await spans.close()
     return exit_code
+
+
+class SpanStream:
+    """OpenTelemetry spans sent live when $OTEL_EXPORTER_OTLP_ENDPOINT is set. The SDK loads in a thread (tens of
+    milliseconds, off the path to the first request); events that arrive meanwhile wait in a list."""
+
+    def __init__(self) -> None:
+        self.pending: list[Event] = []
+        self.exporter: Any = None
+        self.loading = asyncio.ensure_future(asyncio.to_thread(live_exporter)) if wants_otlp() else None
+
+    def __call__(self, event: Event) -> None:
+        if self.loading is None:
+            return
+        self.pending.append(event)
+        if self.exporter is None and self.loading.done():
+            self.exporter = self.loading.result()
+        if self.exporter is None:
+            if self.loading.done():  # not installed: said once, nothing to send
+                self.loading, self.pending = None, []
+            return
+        for waiting in self.pending:
+            with contextlib.suppress(Exception):  # telemetry never breaks a run
+                self.exporter(waiting)
+        self.pending.clear()
+
+    async def close(self) -> None:
+        if self.loading is None:
+            return
+        self.exporter = await self.loading
+        if self.exporter is not None:
+            for waiting in self.pending:
+                with contextlib.suppress(Exception):
+                    self.exporter(waiting)
+            await asyncio.to_thread(self.exporter.close)

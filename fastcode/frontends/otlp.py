@@ -1,0 +1,174 @@
+"""A run's trace as OpenTelemetry spans with the GenAI semantic-convention names, sent with the official
+`opentelemetry-sdk` OTLP/HTTP exporter to $OTEL_EXPORTER_OTLP_ENDPOINT (the `otel` extra).
+
+One root span per run (`invoke_agent fastcode`), a `chat {model}` span per model call
+(`gen_ai.operation.name = chat`, `gen_ai.request.model`, `gen_ai.usage.input_tokens`,
+`gen_ai.usage.cache_read.input_tokens`, `gen_ai.usage.output_tokens`, and the time to the first chunk and per output
+chunk under the `gen_ai.client.operation.*` names), an `execute_tool {name}` span per tool call and a span per phase
+and test run, all at the times they happened (the run's wall-clock start plus each span's offset).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+from fastcode.core.trace import Row, TraceBuilder
+
+MISSING = "OTLP export needs the otel extra: pip install 'fastcode[otel]'"
+
+
+class ExportError(Exception):
+    """Nothing was sent: no endpoint or no exporter installed (exit 2), or the receiver failed (exit 3)."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _attributes(row: Row) -> dict[str, Any]:
+    if row.kind == "model":
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": row.model,
+            "gen_ai.usage.input_tokens": row.prompt_tokens,
+            "gen_ai.usage.cache_read.input_tokens": row.cached_tokens,
+            "gen_ai.usage.output_tokens": row.completion_tokens,
+            "fastcode.route": row.route,
+            "fastcode.step": row.step,
+            "fastcode.warmup": row.warmup,
+        }
+        if row.ttft_ms is not None:
+            attributes["gen_ai.client.operation.time_to_first_chunk"] = row.ttft_ms / 1000
+        if row.decode_tps:
+            attributes["gen_ai.client.operation.time_per_output_chunk"] = 1 / row.decode_tps
+        return attributes
+    if row.kind == "tool":
+        return {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": row.label,
+                "gen_ai.tool.call.id": row.id, "fastcode.step": row.step, "fastcode.ok": row.ok}  # fmt: skip
+    return {"fastcode.kind": row.kind, "fastcode.ok": row.ok}
+
+
+def _name(row: Row) -> str:
+    return {"model": f"chat {row.model}", "tool": f"execute_tool {row.label}"}.get(row.kind, row.label)
+
+
+def send(builder: TraceBuilder, endpoint: str | None = None) -> int:
+    """Send the run's spans; returns how many. `endpoint`: else $OTEL_EXPORTER_OTLP_ENDPOINT (the base URL; the
+    exporter posts to /v1/traces)."""
+    endpoint = endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+    if not endpoint:
+        raise ExportError("set OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://localhost:4318) to send the trace")
+    if builder.started is None:
+        raise ExportError("the trace has no run_started event")
+    try:
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    except ImportError:
+        raise ExportError(MISSING) from None
+
+    spans = InMemorySpanExporter()  # the spans are made here, then sent in one request
+    provider = TracerProvider(resource=Resource.create({"service.name": "fastcode"}))
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracer = provider.get_tracer("fastcode")
+    origin_ns = int(datetime.fromisoformat(builder.started.started_at).timestamp() * 1e9)
+
+    def ns(seconds: float) -> int:
+        return origin_ns + int(seconds * 1e9)
+
+    finished = builder.finished
+    root = tracer.start_span("invoke_agent fastcode", start_time=origin_ns, attributes={
+        "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "fastcode",
+        "gen_ai.conversation.id": builder.started.session_id or builder.started.run_id,
+        "fastcode.run_id": builder.started.run_id, "fastcode.status": finished.status if finished else "unfinished",
+    })  # fmt: skip
+    context = trace.set_span_in_context(root)
+    for row in builder.rows:
+        end = row.end if row.end is not None else builder.last_t
+        span = tracer.start_span(_name(row), context=context, start_time=ns(row.start), attributes=_attributes(row))
+        span.end(end_time=ns(end))
+    root.end(end_time=ns(builder.last_t))
+    provider.shutdown()
+    finished_spans = spans.get_finished_spans()
+    exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces", timeout=10)
+    if exporter.export(finished_spans) != SpanExportResult.SUCCESS:
+        raise ExportError(f"the OTLP receiver at {endpoint} did not accept the spans", 3)
+    return len(finished_spans)
+
+
+class LiveExporter:
+    """Sends a run's spans while it runs (`OTEL_EXPORTER_OTLP_ENDPOINT` set): each model call, tool, phase and test
+    run as soon as it ends, the run's root span when it finishes; a batch processor sends them in the background, so
+    a slow or dead receiver never holds the run up (the SDK logs what it could not send)."""
+
+    def __init__(self, endpoint: str) -> None:
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        self._trace = trace
+        self.provider = TracerProvider(resource=Resource.create({"service.name": "fastcode"}))
+        exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces", timeout=5)
+        self.provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
+        self.tracer = self.provider.get_tracer("fastcode")
+        self.builder = TraceBuilder()
+        self.root: Any = None
+        self.origin_ns = 0
+        self.sent: set[str] = set()
+
+    def _ns(self, seconds: float) -> int:
+        return self.origin_ns + int(seconds * 1e9)
+
+    def __call__(self, event: Any) -> None:
+        from fastcode.core.events import RunFinished, RunStarted
+
+        row = self.builder.add(event)
+        if isinstance(event, RunStarted):
+            self.builder = TraceBuilder()  # a follow-up turn: a new root span, times from its own start
+            self.builder.add(event)
+            self.sent.clear()
+            self.origin_ns = int(datetime.fromisoformat(event.started_at).timestamp() * 1e9)
+            self.root = self.tracer.start_span("invoke_agent fastcode", start_time=self.origin_ns, attributes={
+                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "fastcode",
+                "gen_ai.conversation.id": event.session_id or event.run_id, "fastcode.run_id": event.run_id,
+            })  # fmt: skip
+        elif row is not None and row.end is not None and row.id not in self.sent and self.root is not None:
+            self.sent.add(row.id)
+            context = self._trace.set_span_in_context(self.root)
+            span = self.tracer.start_span(_name(row), context=context, start_time=self._ns(row.start),
+                                          attributes=_attributes(row))  # fmt: skip
+            span.end(end_time=self._ns(row.end))
+        elif isinstance(event, RunFinished) and self.root is not None:
+            self.root.set_attribute("fastcode.status", event.status)
+            self.root.end(end_time=self._ns(self.builder.last_t))
+            self.root = None
+
+    def close(self) -> None:
+        """Send what is left (a few seconds at most when the receiver is gone)."""
+        self.provider.shutdown()
+
+
+def wants_otlp() -> bool:
+    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+
+def live_exporter() -> LiveExporter | None:
+    """A live exporter when $OTEL_EXPORTER_OTLP_ENDPOINT is set and the otel extra is installed, else None (with a
+    one-line warning when the endpoint is set but the extra is missing)."""
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+    if not endpoint:
+        return None
+    try:
+        return LiveExporter(endpoint)
+    except ImportError:
+        import sys
+
+        sys.stderr.write(f"fastcode: OTEL_EXPORTER_OTLP_ENDPOINT is set, but {MISSING}\n")
+        return None

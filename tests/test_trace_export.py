@@ -1,0 +1,159 @@
+"""Issue 14: a real run's trace exported as Perfetto trace-event JSON (checked against the format's rules) and as
+OpenTelemetry spans received by a real OTLP/HTTP receiver (decoded with opentelemetry-proto), GenAI names included."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from conftest import run_cli
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+QUIET = ["-c", "agent.edit_first='never'", "-c", "context.enabled=false", "-c", "agent.auto_test=false"]
+READS = {"tool_calls": [{"name": "read_file", "arguments": {"path": "README.md"}},
+                        {"name": "search", "arguments": {"pattern": "def "}}]}  # fmt: skip
+FINISH = {"tool_calls": [{"name": "finish", "arguments": {"summary": "done"}}]}
+
+
+def _recorded_run(repo: Path, env: dict[str, str], scripted) -> None:
+    server = scripted({"turns": [READS, FINISH], "latency": {"ttft_ms": 50}})
+    args = ["exec", "look around", "--base-url", server.base_url, "--model", "m", *QUIET]
+    assert run_cli(args, cwd=repo, env=env).returncode == 0
+
+
+def _check_trace_event_format(data: dict) -> None:
+    """The rules of the trace-event format that viewers rely on."""
+    events = data["traceEvents"]
+    named = {(e["pid"], e["tid"]) for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    for event in events:
+        assert {"ph", "name", "pid", "tid"} <= set(event)
+        assert event["ph"] in ("X", "i", "M")
+        if event["ph"] in ("X", "i"):
+            assert isinstance(event["ts"], int | float) and event["ts"] >= 0
+            assert (event["pid"], event["tid"]) in named  # every track has a name
+        if event["ph"] == "X":
+            assert event["dur"] >= 0
+        if event["ph"] == "i":
+            assert event["s"] in ("g", "p", "t")
+    by_track: dict[tuple, list] = {}
+    for event in (e for e in events if e["ph"] == "X"):
+        by_track.setdefault((event["pid"], event["tid"]), []).append((event["ts"], event["ts"] + event["dur"]))
+    for spans in by_track.values():  # on one track spans follow each other, never overlap
+        spans.sort()
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert start >= end - 0.1
+
+
+def test_perfetto_export_of_a_real_run(sample_repo, isolated_env, scripted) -> None:
+    _recorded_run(sample_repo, isolated_env, scripted)
+    result = run_cli(["trace", "export"], cwd=sample_repo, env=isolated_env)
+    assert result.returncode == 0, result.stderr
+    path = Path(result.stdout.split()[0])
+    data = json.loads(path.read_text())
+    _check_trace_event_format(data)
+    spans = [e for e in data["traceEvents"] if e["ph"] == "X"]
+    calls = [e for e in spans if e["cat"] == "model" and not e["args"]["warmup"]]
+    assert len(calls) == 2 and all(c["args"]["prompt_tokens"] > 0 for c in calls)
+    assert {"cached_share", "ttft_ms", "completion_tokens"} <= set(calls[1]["args"])
+    tools = [e for e in spans if e["cat"] == "tool"]
+    assert {t["name"] for t in tools} >= {"read_file", "search"}
+    tracks = {e["tid"]: e["args"]["name"] for e in data["traceEvents"] if e["name"] == "thread_name"}
+    assert any(name.startswith("model calls") for name in tracks.values())
+    assert any(e["ph"] == "i" and e["name"] == "first token" for e in data["traceEvents"])
+    out = sample_repo / "mine.json"
+    assert run_cli(["trace", "export", "-o", str(out)], cwd=sample_repo, env=isolated_env).returncode == 0
+    assert json.loads(out.read_text()) == data
+
+
+class _Receiver:
+    """A real OTLP/HTTP trace receiver: decodes each export request with opentelemetry-proto."""
+
+    def __init__(self) -> None:
+        self.requests: list[ExportTraceServiceRequest] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                owner.requests.append(request)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def spans(self) -> list:
+        return [s for r in self.requests for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
+
+
+def _attributes(span) -> dict:
+    out = {}
+    for kv in span.attributes:
+        value = kv.value
+        out[kv.key] = getattr(value, value.WhichOneof("value"))
+    return out
+
+
+def test_otlp_export_reaches_a_real_receiver_with_genai_names(sample_repo, isolated_env, scripted) -> None:
+    _recorded_run(sample_repo, isolated_env, scripted)
+    receiver = _Receiver()
+    try:
+        env = {**isolated_env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
+        result = run_cli(["trace", "export", "--format", "otlp"], cwd=sample_repo, env=env)
+    finally:
+        receiver.server.shutdown()
+    assert result.returncode == 0, result.stderr
+    spans = receiver.spans()
+    names = [s.name for s in spans]
+    assert "invoke_agent fastcode" in names and names.count("chat m") >= 2
+    assert "execute_tool read_file" in names and "execute_tool search" in names
+    chat = next(_attributes(s) for s in spans if s.name == "chat m" and not _attributes(s)["fastcode.warmup"])
+    assert chat["gen_ai.operation.name"] == "chat" and chat["gen_ai.request.model"] == "m"
+    assert chat["gen_ai.usage.input_tokens"] > 0 and chat["gen_ai.usage.output_tokens"] > 0
+    assert "gen_ai.usage.cache_read.input_tokens" in chat and chat["gen_ai.client.operation.time_to_first_chunk"] > 0
+    root = next(s for s in spans if s.name == "invoke_agent fastcode")
+    children = [s for s in spans if s.parent_span_id == root.span_id]
+    assert len(children) == len(spans) - 1 and all(s.trace_id == root.trace_id for s in spans)
+    assert all(root.start_time_unix_nano <= s.start_time_unix_nano <= s.end_time_unix_nano for s in children)
+
+
+def test_otlp_export_without_an_endpoint_says_what_to_set(sample_repo, isolated_env, scripted) -> None:
+    _recorded_run(sample_repo, isolated_env, scripted)
+    result = run_cli(["trace", "export", "--format", "otlp"], cwd=sample_repo, env=isolated_env)
+    assert result.returncode == 2 and "OTEL_EXPORTER_OTLP_ENDPOINT" in result.stderr
+    dead = {**isolated_env, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    result = run_cli(["trace", "export", "--format", "otlp"], cwd=sample_repo, env=dead, timeout=60)
+    assert result.returncode == 3 and "did not accept" in result.stderr
+
+
+def test_spans_are_sent_live_during_a_run(sample_repo, isolated_env, scripted) -> None:
+    receiver = _Receiver()
+    server = scripted({"turns": [READS, FINISH], "latency": {"ttft_ms": 50}})
+    args = ["exec", "look around", "--base-url", server.base_url, "--model", "m", *QUIET]
+    try:
+        env = {**isolated_env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
+        result = run_cli(args, cwd=sample_repo, env=env)
+    finally:
+        receiver.server.shutdown()
+    assert result.returncode == 0, result.stderr
+    names = [s.name for s in receiver.spans()]
+    assert "invoke_agent fastcode" in names and names.count("chat m") >= 2  # a warm-up is a chat call too
+    assert "execute_tool read_file" in names
+
+
+def test_a_dead_collector_does_not_hold_a_run_up(sample_repo, isolated_env, scripted) -> None:
+    server = scripted({"turns": [FINISH]})
+    args = ["exec", "look around", "--base-url", server.base_url, "--model", "m", *QUIET]
+    env = {**isolated_env, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    result = run_cli(args, cwd=sample_repo, env=env, timeout=60)
+    assert result.returncode == 0 and "Traceback" not in result.stderr
