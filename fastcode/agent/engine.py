@@ -515,6 +515,7 @@ class Session:
             ttft_ms=result.ttft_ms,
             decode_ms=result.decode_ms,
             total_ms=result.total_ms,
+            setup_ms=result.setup_ms,
             decode_tps=result.decode_tps,
             content=parsed.text,
             tool_calls=parsed.calls,

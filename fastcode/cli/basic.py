@@ -98,6 +98,8 @@ def trace(args: argparse.Namespace) -> int:
         return fail(f"no run {args.run!r} under {root}/.fastcode/runs" if args.run else f"no runs yet under {root}")
     if args.action == "export":
         return _export(build(read_trace(folder / "trace.jsonl")), folder, args)
+    if args.action == "whatif":
+        return _whatif(build(read_trace(folder / "trace.jsonl")), folder, args)
     if args.tui:
         from fastcode.frontends.tui.replay import replay
 
@@ -128,6 +130,23 @@ def _export(builder: TraceBuilder, folder: Path, args: argparse.Namespace) -> in
     except OSError as exc:
         return fail(f"cannot write {out}: {exc.strerror}")
     print(f"{out}  (open it in https://ui.perfetto.dev or chrome://tracing)")
+    return 0
+
+
+def _whatif(builder: TraceBuilder, folder: Path, args: argparse.Namespace) -> int:
+    from fastcode.core.whatif import PROFILES, LatencyModel, format_whatif, replay
+
+    given = (args.ttft_ms, args.tps, args.prefill_tps)
+    if args.profile and any(v is not None for v in given):
+        return fail("trace whatif: --profile or --ttft-ms/--tps/--prefill-tps, not both")
+    if args.profile:
+        model = PROFILES[args.profile]
+    elif all(v is not None and v >= 0 for v in given) and args.tps > 0 and args.prefill_tps > 0:
+        model = LatencyModel(args.ttft_ms, args.tps, args.prefill_tps, args.cached_factor)
+    else:
+        return fail("trace whatif: give --profile fast|cpu, or all of --ttft-ms, --tps and --prefill-tps (> 0)")
+    print(f"run {folder.name}")
+    print(format_whatif(replay(builder, model), model))
     return 0
 
 

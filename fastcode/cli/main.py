@@ -83,7 +83,12 @@ def build_subparsers() -> dict[str, argparse.ArgumentParser]:
     p = parsers["trace"] = argparse.ArgumentParser(
         prog="fastcode trace", description="Show a run's latency trace, or export it (Perfetto JSON, OpenTelemetry)."
     )
-    p.add_argument("action", choices=("show", "export"))
+    p.add_argument("action", choices=("show", "export", "whatif"))
+    p.add_argument("--profile", choices=("fast", "cpu"), help="whatif: a named latency model")
+    p.add_argument("--ttft-ms", type=float, help="whatif: fixed time to first token")
+    p.add_argument("--tps", type=float, help="whatif: decode tokens per second")
+    p.add_argument("--prefill-tps", type=float, help="whatif: prefill tokens per second")
+    p.add_argument("--cached-factor", type=float, default=0.0, help="whatif: cost of a cached token (0..1)")
     p.add_argument("--format", choices=("perfetto", "otlp"), default="perfetto", help="export: the format")
     p.add_argument("-o", "--output", help="export: the Perfetto file (default: trace.perfetto.json in the run)")
     p.add_argument("run", nargs="?", help="run id or a unique prefix (default: the latest run)")

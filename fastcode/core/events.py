@@ -113,6 +113,8 @@ class ModelCallFinished(Event):
     ttft_ms: float | None = None
     decode_ms: float = 0.0
     total_ms: float = 0.0
+    setup_ms: float = 0.0
+    """Of `total_ms`, fastcode's own time before the request went out (the HTTP client made on the first call)."""
     decode_tps: float | None = None
     content: str = ""
     tool_calls: list[ToolCallSpec] = []

@@ -48,6 +48,8 @@ class Row:
     prefix_break: bool = False
     warmup: bool = False
     ok: bool = True
+    request_ms: float | None = None
+    """A model call's request alone, from sending it to the last token (the span adds fastcode's own work)."""
 
     @property
     def ms(self) -> float | None:
@@ -126,6 +128,7 @@ class TraceBuilder:
                 row.end, row.prompt_tokens, row.cached_tokens = t, event.prompt_tokens, event.cached_tokens
                 row.completion_tokens, row.decode_tps = event.completion_tokens, event.decode_tps
                 row.ttft_ms = event.ttft_ms if event.ttft_ms is not None else row.ttft_ms
+                row.request_ms = (event.total_ms - event.setup_ms) or None
                 return row
             case ToolStarted():
                 return self._open(Row("tool", event.tool_id, event.step, event.name, t))

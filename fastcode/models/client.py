@@ -58,6 +58,8 @@ class CallResult:
     ttft_ms: float | None = None
     decode_ms: float = 0.0
     total_ms: float = 0.0
+    setup_ms: float = 0.0
+    """fastcode's own time before the request went out (making the HTTP client, on a profile's first call)."""
     more: list[CallResult] = field(default_factory=list)
     """The other choices of a request with `n` > 1 (their content and calls; usage is counted on this one)."""
 
@@ -233,7 +235,9 @@ class ChatClient:
                     when, missed = deadline()
                     timer.reschedule(when)
 
-                response = await self._openai().chat.completions.create(**kwargs, extra_body=extra_body or None)
+                completions = self._openai().chat.completions
+                result.setup_ms = round((time.perf_counter() - started) * 1000, 2)
+                response = await completions.create(**kwargs, extra_body=extra_body or None)
                 chunks = await self._stream_of(response, result, started, on_first_token, on_text)
                 if chunks is not None:
                     await self._consume(chunks, result, started, on_first_token, on_text, on_call_ready, tick)
