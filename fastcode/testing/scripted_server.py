@@ -129,8 +129,9 @@ class ScriptedServer:
     ) -> None:
         self.script = Script.load(script)
         self.replay = replay
-        """Once the script is used up, a request that starts a new conversation (no assistant message yet) plays it
-        again from the top (the command line's default, so a demo can be repeated; tests want "exhausted")."""
+        """Play the script again from the top for each new run: at its warm-up, or, once the script is used up, at a
+        request that starts a new conversation (the command line's default, so a demo can be repeated; tests want
+        "exhausted")."""
         self.latency = latency or self.script.latency
         self.flavor = flavor
         self.host, self.port = host, port
@@ -258,8 +259,8 @@ class ScriptedServer:
         prompt = canonical_prompt(body)
         with self._lock:
             served = self._served
-            if self.replay and not warmup and all(self._consumed) and _new_conversation(body):
-                self._consumed = [False] * len(self.script.turns)
+            if self.replay and (warmup or (all(self._consumed) and _new_conversation(body))):
+                self._consumed = [False] * len(self.script.turns)  # a new run (its warm-up), or a new conversation
             turn = None if warmup else self._next_turn(model)
             if turn is not None and turn.tool_calls and (schema_reply(body) or turn.text_format):
                 turn = turn.as_text("json" if schema_reply(body) else str(turn.text_format))
