@@ -516,6 +516,7 @@ class Session:
             decode_ms=result.decode_ms,
             total_ms=result.total_ms,
             setup_ms=result.setup_ms,
+            server_prefill_ms=result.server_prefill_ms or None,
             decode_tps=result.decode_tps,
             content=parsed.text,
             tool_calls=parsed.calls,

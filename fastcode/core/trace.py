@@ -7,6 +7,7 @@ parallel calls count once), everything else, and the cached share of prompt toke
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,12 +49,20 @@ class Row:
     prefix_break: bool = False
     warmup: bool = False
     ok: bool = True
+    server_prefill_ms: float | None = None
     request_ms: float | None = None
     """A model call's request alone, from sending it to the last token (the span adds fastcode's own work)."""
 
     @property
     def ms(self) -> float | None:
         return None if self.end is None else round((self.end - self.start) * 1000, 2)
+
+    @property
+    def wait_ms(self) -> float | None:
+        """Of the TTFT, what the server did not spend on the prompt (queue, network, setup), where it says."""
+        if self.ttft_ms is None or self.server_prefill_ms is None:
+            return None
+        return round(max(self.ttft_ms - self.server_prefill_ms, 0.0), 2)
 
 
 @dataclass
@@ -129,6 +138,7 @@ class TraceBuilder:
                 row.completion_tokens, row.decode_tps = event.completion_tokens, event.decode_tps
                 row.ttft_ms = event.ttft_ms if event.ttft_ms is not None else row.ttft_ms
                 row.request_ms = (event.total_ms - event.setup_ms) or None
+                row.server_prefill_ms = event.server_prefill_ms
                 return row
             case ToolStarted():
                 return self._open(Row("tool", event.tool_id, event.step, event.name, t))
@@ -194,30 +204,37 @@ def _fmt(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def format_table(builder: TraceBuilder) -> str:
-    """The per-step table of `fastcode trace show`: model calls with their tools, then totals."""
-    lines = [
-        f"{'step':>4}  {'route':<9} {'model':<22} {'prompt':>7} {'cached':>7} {'ttft ms':>8} "
-        f"{'tok/s':>6} {'call ms':>8} {'tools':<30}"
-    ]
+def format_table(builder: TraceBuilder, width: int = 160) -> str:
+    """The per-step table of `fastcode trace show` (a rich table: columns fit their widest figure, nothing is cut):
+    model calls with their tools, phases and test runs, then totals. `wait` and `prefill` split the TTFT where the
+    server reports its own prompt time (llama.cpp)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name in ("step", "route", "model"):
+        table.add_column(name, no_wrap=True)
+    for name in ("prompt", "cached", "wait ms", "prefill ms", "ttft ms", "tok/s", "call ms"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("tools", overflow="fold")
     tools_by_step: dict[int, list[Row]] = {}
     for row in builder.rows:
         if row.kind == "tool":
             tools_by_step.setdefault(row.step, []).append(row)
     for row in builder.rows:
         if row.kind == "phase":
-            lines.append(f"{'':>4}  {'phase':<9} {row.label:<22} {'':>7} {'':>7} {'':>8} {'':>6} {_fmt(row.ms):>8}")
+            table.add_row("", "phase", row.label, *[""] * 6, _fmt(row.ms), "")
         elif row.kind == "tests":
-            status = "passed" if row.ok else "failed"
-            lines.append(f"{'':>4}  {'tests':<9} {status:<22} {'':>7} {'':>7} {'':>8} {'':>6} {_fmt(row.ms):>8}")
+            table.add_row("", "tests", "passed" if row.ok else "failed", *[""] * 6, _fmt(row.ms), "")
         elif row.kind == "model":
             mark = " !prefix-break" if row.prefix_break else ""
-            step = "w" if row.warmup else str(row.step)
             tools = "" if row.warmup else ", ".join(map(_tool_label, tools_by_step.get(row.step, [])))
-            lines.append(
-                f"{step:>4}  {row.route:<9} {row.model[:22]:<22} {row.prompt_tokens:>7} {row.cached_tokens:>7} "
-                f"{_fmt(row.ttft_ms):>8} {_fmt(row.decode_tps, 1):>6} {_fmt(row.ms):>8} {tools}{mark}"
-            )
+            table.add_row("w" if row.warmup else str(row.step), row.route, row.model, str(row.prompt_tokens),
+                          str(row.cached_tokens), _fmt(row.wait_ms), _fmt(row.server_prefill_ms), _fmt(row.ttft_ms),
+                          _fmt(row.decode_tps, 1), _fmt(row.ms), tools + mark)  # fmt: skip
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None, soft_wrap=False)
+    console.print(table)
+    lines = [line.rstrip() for line in console.export_text().splitlines()]
     t = builder.totals()
     lines.append("")
     lines.append(

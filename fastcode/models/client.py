@@ -60,6 +60,8 @@ class CallResult:
     total_ms: float = 0.0
     setup_ms: float = 0.0
     """fastcode's own time before the request went out (making the HTTP client, on a profile's first call)."""
+    server_prefill_ms: float = 0.0
+    """The server's own time on the prompt, where it reports it (llama.cpp); TTFT minus this is queue and network."""
     more: list[CallResult] = field(default_factory=list)
     """The other choices of a request with `n` > 1 (their content and calls; usage is counted on this one)."""
 
@@ -545,12 +547,7 @@ def _from_completion(
     if on_first_token:
         on_first_token(result.ttft_ms)
     usage = data.get("usage")
-    counts = merge_token_counts(TokenCounts(), usage if isinstance(usage, dict) else None, data)
-    result.prompt_tokens, result.cached_tokens, result.completion_tokens = (
-        counts.prompt,
-        counts.cached,
-        counts.completion,
-    )
+    _take_counts(result, merge_token_counts(TokenCounts(), usage if isinstance(usage, dict) else None, data))
     for i, choice in enumerate(data["choices"]):
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict):
@@ -592,14 +589,14 @@ def _read_usage(chunk: Any, result: CallResult) -> None:
         return
     if hasattr(usage, "model_dump"):
         usage = usage.model_dump()
-    before = TokenCounts(result.prompt_tokens, result.cached_tokens, result.completion_tokens)
+    before = TokenCounts(result.prompt_tokens, result.cached_tokens, result.completion_tokens, result.server_prefill_ms)
     usage, extra = usage if isinstance(usage, dict) else None, extra if isinstance(extra, dict) else {}
-    counts = merge_token_counts(before, usage, extra)
-    result.prompt_tokens, result.cached_tokens, result.completion_tokens = (
-        counts.prompt,
-        counts.cached,
-        counts.completion,
-    )
+    _take_counts(result, merge_token_counts(before, usage, extra))
+
+
+def _take_counts(result: CallResult, counts: TokenCounts) -> None:
+    result.prompt_tokens, result.cached_tokens = counts.prompt, counts.cached
+    result.completion_tokens, result.server_prefill_ms = counts.completion, round(counts.prefill_ms, 2)
 
 
 def _collect(result: CallResult, calls: dict[int, dict[str, str]], choice: Any) -> None:

@@ -23,6 +23,8 @@ class TokenCounts:
     prompt: int = 0
     cached: int = 0
     completion: int = 0
+    prefill_ms: float = 0.0
+    """The server's own time on the prompt, where it says (llama.cpp `timings.prompt_ms`); 0 when it does not."""
 
 
 def _count(value: Any) -> int:
@@ -52,9 +54,15 @@ def merge_token_counts(counts: TokenCounts, usage: dict[str, Any] | None, extra:
     for source in (usage, (extra.get("x_groq") or {}).get("usage") if isinstance(extra.get("x_groq"), dict) else None):
         p, c, n = _usage_counts(source)
         prompt, cached, completion = p or prompt, c or cached, n or completion
-    timings = extra.get("timings")
+    timings, prefill_ms = extra.get("timings"), counts.prefill_ms
     if isinstance(timings, dict):  # llama.cpp
         cache_n, prompt_n = _count(timings.get("cache_n")), _count(timings.get("prompt_n"))
         cached, prompt = max(cached, cache_n), max(prompt, cache_n + prompt_n)
         completion = max(completion, _count(timings.get("predicted_n")))
-    return TokenCounts(prompt, cached, completion)
+        value = timings.get("prompt_ms")
+        prefill_ms = float(value) if _number(value) and 0 <= value < 1e9 else prefill_ms  # NaN fails both
+    return TokenCounts(prompt, cached, completion, prefill_ms)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -20,8 +20,10 @@ from fastcode.core.trace import Row, Totals, TraceBuilder
 
 WAIT, DECODE, TOOL, OTHER = "░", "█", "▆", "▒"
 STYLES = {"wait": "yellow", "decode": "bold green", "tool": "cyan", "phase": "magenta", "tests": "blue"}
-FIGURES_WIDTH = 32
-FIGURES_HEADER = f"{'prompt':>6} {'cache':>5} {'ttft':>5} {'tok/s':>5} {'ms':>7}"
+FIGURES_WIDTH = 36
+FIGURES_HEADER = f"{'prompt':>7} {'cache':>5} {'ttft':>6} {'tok/s':>6} {'ms':>8}"
+"""Wide enough for every figure a run produces (9.9M prompt tokens, 16 min TTFT, 999,999 tok/s, 27 h calls): a
+figure is never cut; tok/s loses its decimal from 1,000 on."""
 
 
 def _fmt(value: float | None, digits: int = 0) -> str:
@@ -31,7 +33,8 @@ def _fmt(value: float | None, digits: int = 0) -> str:
 def model_figures(row: Row) -> str:
     """prompt tokens, cached share, TTFT ms, decode tok/s, call ms: the numbers `trace show` prints for the call."""
     share = f"{row.cached_tokens / row.prompt_tokens:.0%}" if row.prompt_tokens else "-"
-    return f"{row.prompt_tokens:>6} {share:>5} {_fmt(row.ttft_ms):>5} {_fmt(row.decode_tps, 1):>5} {_fmt(row.ms):>7}"
+    tps = _fmt(row.decode_tps, 1 if (row.decode_tps or 0) < 1000 else 0)
+    return f"{row.prompt_tokens:>7} {share:>5} {_fmt(row.ttft_ms):>6} {tps:>6} {_fmt(row.ms):>8}"
 
 
 def span_figures(row: Row) -> str:

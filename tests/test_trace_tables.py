@@ -1,0 +1,41 @@
+"""Issue 14: TTFT split into the wait and the server's own prefill where the server reports it (llama.cpp
+`timings.prompt_ms`), and tables that never cut a figure (trace show through rich, the TUI panel's widths)."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import run_cli
+
+from fastcode.core.trace import build, format_table, read_trace
+from fastcode.frontends.tui.latency import FIGURES_WIDTH, model_figures
+
+QUIET = ["-c", "agent.edit_first='never'", "-c", "context.enabled=false", "-c", "agent.auto_test=false"]
+FINISH = {"tool_calls": [{"name": "finish", "arguments": {"summary": "done"}}]}
+
+
+def test_a_llamacpp_server_splits_ttft_into_wait_and_prefill(sample_repo, isolated_env, scripted) -> None:
+    server = scripted({"turns": [FINISH], "latency": {"ttft_ms": 120, "prefill_tps": 2000}}, flavor="llamacpp")
+    args = ["exec", "look", "--base-url", server.base_url, "--model", "a-model-with-a-rather-long-name-q4_k_m",
+            "--json", *QUIET, "-c", "agent.warmup='never'"]  # fmt: skip
+    result = run_cli(args, cwd=sample_repo, env=isolated_env)
+    assert result.returncode == 0, result.stderr
+    (call,) = [json.loads(x) for x in result.stdout.splitlines() if '"model_call_finished"' in x]
+    assert call["server_prefill_ms"] > 100 and call["ttft_ms"] >= call["server_prefill_ms"]
+    shown = run_cli(["trace", "show"], cwd=sample_repo, env=isolated_env).stdout
+    header = next(line for line in shown.splitlines() if line.startswith("step"))
+    assert "wait ms" in header and "prefill ms" in header
+    line = next(line for line in shown.splitlines() if "a-model-with-a-rather-long-name-q4_k_m" in line)  # not cut
+    assert f"{call['server_prefill_ms']:.0f}" in line
+
+
+def test_no_figure_is_cut(sample_repo, isolated_env, scripted) -> None:
+    server = scripted({"turns": [FINISH]})  # answers at once: thousands of tokens per second
+    run_cli(["exec", "look", "--base-url", server.base_url, "--model", "m", *QUIET], cwd=sample_repo, env=isolated_env)
+    (run,) = (sample_repo / ".fastcode" / "runs").iterdir()
+    builder = build(read_trace(run / "trace.jsonl"))
+    for row in (r for r in builder.rows if r.kind == "model"):
+        row.decode_tps = 123456.7
+        figures = model_figures(row)
+        assert len(figures) <= FIGURES_WIDTH and "123457" in figures
+    assert "123456.7" in format_table(builder)
