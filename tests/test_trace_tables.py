@@ -27,6 +27,10 @@ def test_a_llamacpp_server_splits_ttft_into_wait_and_prefill(sample_repo, isolat
     assert "wait ms" in header and "prefill ms" in header
     line = next(line for line in shown.splitlines() if "a-model-with-a-rather-long-name-q4_k_m" in line)  # not cut
     assert f"{call['server_prefill_ms']:.0f}" in line
+    run_cli(["trace", "export", "-o", str(sample_repo / "t.json")], cwd=sample_repo, env=isolated_env)
+    exported = json.loads((sample_repo / "t.json").read_text())["traceEvents"]
+    args = next(e["args"] for e in exported if e.get("cat") == "model")
+    assert args["server_prefill_ms"] == call["server_prefill_ms"] and args["wait_ms"] >= 0
 
 
 def test_no_figure_is_cut(sample_repo, isolated_env, scripted) -> None:
