@@ -186,7 +186,9 @@ def test_fastcode_sandbox_runs_one_command_as_the_agent_would(layout, isolated_e
     result = run_cli(["sandbox", "--", "echo $TMPDIR; touch ../outside/t"], cwd=repo, env=isolated_env)
     assert result.returncode == 1 and "Permission denied" in result.stderr
     assert result.stderr.startswith("fastcode sandbox: workspace-write, network off (Landlock ABI")
-    assert f"/fastcode-{os.getuid()}/sandbox-" in result.stdout and not (outside / "t").exists()
+    from fastcode.core.paths import scratch_root
+
+    assert result.stdout.startswith(f"{scratch_root(repo)}/sandbox-") and not (outside / "t").exists()
     off = run_cli(["sandbox", "--sandbox", "off", "--", "touch", "../outside/t"], cwd=repo, env=isolated_env)
     assert off.returncode == 0 and (outside / "t").exists()
     assert run_cli(["sandbox"], cwd=repo, env=isolated_env).returncode == 2
@@ -399,3 +401,71 @@ def test_fastcodes_cache_is_made_before_it_is_hidden(tmp_path, monkeypatch) -> N
     assert (tmp_path / "fresh" / "fastcode").is_dir() and spec["hidden"] == [str(tmp_path / "fresh" / "fastcode")]
     with pytest.raises(OSError, match="does not exist"):
         confine._read_everything_but(-1, 0, [str(tmp_path / "missing")])
+
+
+def test_fastcodes_own_files_in_the_repository_are_read_only_to_commands(layout) -> None:
+    """fastcode writes run files under .fastcode/ outside the sandbox: a symlink a command put there would send those
+    writes anywhere. A trusted repository's .fastcode.toml could switch the sandbox off for the next session."""
+    repo, outside = layout
+    (repo / ".fastcode.toml").write_text("[agent]\nmax_steps = 5\n")
+    output = _run(repo, f"mkdir -p .fastcode/runs/x; ln -s {outside}/planted .fastcode/runs/x/diff.patch; "
+                        "echo '[sandbox]' >> .fastcode.toml")  # fmt: skip
+    assert "Read-only file system" in output
+    assert not (repo / ".fastcode" / "runs" / "x").exists() and "sandbox" not in (repo / ".fastcode.toml").read_text()
+
+
+def test_fastcodes_own_git_never_runs_a_planted_submodules_fsmonitor(tmp_path) -> None:
+    """A command may write a submodule's git folder (it is not the repository's .git): its core.fsmonitor must not run
+    when fastcode itself runs git (gathering, the repo map, checkpoints) outside the sandbox."""
+    from conftest import git
+
+    from fastcode.checkpoint.checkpointer import Checkpointer
+    from fastcode.context.gather import _git
+    from fastcode.context.repomap import changed_files
+
+    source, repo, marker = tmp_path / "source", tmp_path / "repo", tmp_path / "FSMONITOR_RAN"
+    for folder in (source, repo):
+        folder.mkdir()
+        git(folder, "init", "-q")
+        (folder / "a.txt").write_text("a\n")
+        git(folder, "add", "-A")
+        git(folder, "-c", "user.name=a", "-c", "user.email=a@a", "commit", "-qm", "i")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(source), "sub")
+    git(repo, "-c", "user.name=a", "-c", "user.email=a@a", "commit", "-qm", "sub")
+    git(repo / "sub", "config", "core.fsmonitor", f"touch {marker}; false")
+    (repo / "sub" / "a.txt").write_text("changed\n")
+    changed_files(repo)
+    asyncio.run(_git(repo))
+    checkpoint = Checkpointer(repo, repo / ".fastcode" / "runs" / "r1", "r1")
+    checkpoint.before_write(None)
+    checkpoint.finish()
+    assert not marker.exists()
+
+
+def test_a_revert_does_not_follow_a_folder_swapped_for_a_symlink(tmp_path) -> None:
+    from fastcode.agent.edit_first import Attempt
+
+    repo, outside = tmp_path / "repo", tmp_path / "outside"
+    (repo / "pkg").mkdir(parents=True)
+    outside.mkdir()
+    (repo / "pkg" / "calc.py").write_text("original\n")
+    attempt = Attempt()
+    attempt.before_write((repo / "pkg" / "calc.py").resolve())
+    attempt.before_write((repo / "pkg" / "new_mod.py").resolve())
+    (repo / "pkg").rename(repo / "moved")  # what a test in the sandbox may do meanwhile
+    (repo / "pkg").symlink_to(outside)
+    (outside / "new_mod.py").write_text("someone else's file\n")
+    attempt.revert(repo)
+    assert not (outside / "calc.py").exists() and (outside / "new_mod.py").read_text() == "someone else's file\n"
+
+
+def test_a_confined_runner_may_write_only_its_own_repositorys_scratch_folder(tmp_path) -> None:
+    from fastcode.core.paths import scratch_root
+
+    box = Sandbox.from_settings(SandboxSection(), tmp_path)
+    try:
+        writable = box.runner_spec(tmp_path)["writable"]
+        assert str(scratch_root(tmp_path)) in writable and str(scratch_root()) not in writable
+        assert Path(box.tmp()).parent == scratch_root(tmp_path)
+    finally:
+        box.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastcode.agent.router import call_signature
 from fastcode.core.events import ToolCallSpec
-from fastcode.tools.base import ToolError, parse_arguments
+from fastcode.tools.base import ToolError, inside_repo, parse_arguments
 from fastcode.tools.files import atomic_write
 
 
@@ -27,13 +27,20 @@ class Attempt:
             self.originals[path] = path.read_bytes() if path.is_file() else None
 
     def revert(self, root: Path) -> list[str]:
-        """Put every written file back as it was (delete the ones the attempt created); the paths, relative."""
+        """Put every written file back as it was (delete the ones the attempt created); the paths, relative. A path
+        that now leads out of `root` (the tests ran in between and may have swapped a folder for a symlink) is left
+        alone: fastcode runs unconfined and must not write where it leads."""
         for path, data in self.originals.items():
+            if not path.is_relative_to(root.resolve()):
+                continue
+            if inside_repo(root, path.relative_to(root.resolve()).as_posix()) != path.resolve():
+                continue
             if data is None:
                 path.unlink(missing_ok=True)
             else:
                 atomic_write(path, data)
-        changed = sorted(path.relative_to(root).as_posix() for path in self.originals)
+        changed = sorted(path.relative_to(root.resolve()).as_posix() for path in self.originals
+                         if path.is_relative_to(root.resolve()))  # fmt: skip
         self.originals.clear()
         return changed
 

@@ -87,7 +87,7 @@ class Session:
     def __init__(self, settings: Settings, root: Path, *, approver: Approver | None = None) -> None:
         self.settings, self.root, self.approver = settings, root.resolve(), approver
         secrets.configure(settings.security.env_deny, (p.api_key_env for p in settings.models.values()))
-        self.sandbox = Sandbox.from_settings(settings.sandbox)
+        self.sandbox = Sandbox.from_settings(settings.sandbox, self.root)
         self.tools = tool_schemas()
         self.known_tools = {t["function"]["name"] for t in self.tools}
         in_prompt = any(self._mode(settings.profile(kind)[1]).tools_in_prompt for kind in STEP_KINDS)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from fastcode.core.paths import own_git_environ
+
 if TYPE_CHECKING:
     import git
 
@@ -66,7 +68,7 @@ class GitStore:
         self.top = Path(repo.working_tree_dir).resolve()
         self.git_dir = Path(repo.git_dir)
         self.common_dir = Path(repo.common_dir)
-        env = {k: v for k, v in os.environ.items() if k != "GIT_INDEX_FILE"}
+        env = own_git_environ({k: v for k, v in os.environ.items() if k != "GIT_INDEX_FILE"})
         env.update(
             GIT_DIR=str(self.git_dir),
             GIT_WORK_TREE=str(self.top),

@@ -31,7 +31,7 @@ class ScratchCopy:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._parent = Path(tempfile.mkdtemp(prefix="search-", dir=scratch_root()))
+        self._parent = Path(tempfile.mkdtemp(prefix="search-", dir=scratch_root(root)))
         self.path = self._parent / root.name
         try:
             _copy(root, self.path)

@@ -50,7 +50,8 @@ def sandbox(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return fail(str(exc))
     secrets.configure(settings.security.env_deny, (p.api_key_env for p in settings.models.values()))
-    root, box = _root(args), Sandbox.from_settings(settings.sandbox)
+    root = _root(args)
+    box = Sandbox.from_settings(settings.sandbox, root)
     print(f"fastcode sandbox: {box.describe()}", file=sys.stderr)
     command = words[0] if len(words) == 1 else shlex.join(words)
     env = box.environ() if box.active else None

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from fastcode.context.repomap import DefinitionCache, build_repo_map, changed_files, task_terms
 from fastcode.context.testcmd import run_tests_traced
 from fastcode.core.events import PhaseFinished, PhaseStarted
+from fastcode.core.paths import own_git_environ
 from fastcode.core.secrets import mask
 from fastcode.tools.base import inside_repo, relative
 from fastcode.tools.files import numbered, split_lines
@@ -78,12 +79,16 @@ async def _timed(name: str, emit: Emitter, deadline_s: float, work: Awaitable[li
     return sections
 
 
+DIFF_STAT = "git diff --stat HEAD -- . ':(exclude).fastcode' 2>/dev/null"
+
+
 async def _git(root: Path) -> list[Section]:
     if not (root / ".git").exists():
         return []
+    git_env = own_git_environ({})  # a planted submodule's hooks or fsmonitor never run
     (_, status), (_, diff) = await asyncio.gather(
-        run_command("git status --short --branch", root, timeout_s=10, max_chars=3000),
-        run_command("git diff --stat HEAD -- . ':(exclude).fastcode' 2>/dev/null", root, timeout_s=10, max_chars=2000),
+        run_command("git status --short --branch", root, timeout_s=10, max_chars=3000, env=git_env),
+        run_command(DIFF_STAT, root, timeout_s=10, max_chars=2000, env=git_env),
     )
     # .fastcode/ is excluded from git by the checkpointer, which may not have run yet: never show it.
     status = "\n".join(line for line in status.splitlines() if ".fastcode/" not in line)

@@ -45,14 +45,37 @@ def find_run(repo: Path, run_id: str | None) -> Path | None:
     return matches[0] if len(matches) == 1 else None
 
 
-def scratch_root() -> Path:
-    """fastcode's own folder under the system temporary folder (`<tmp>/fastcode-<uid>`, private): the sandbox's
-    per-session $TMPDIR and the test-time search's scratch copies live there, so a confined warm runner may write
-    them and nothing else of /tmp."""
+def scratch_root(repo: Path | None = None) -> Path:
+    """fastcode's own folder under the system temporary folder (`<tmp>/fastcode-<uid>`, private), and in it one per
+    repository (`<hash of its path>`): the sandbox's per-session $TMPDIR and the test-time search's scratch copies
+    for `repo` live there, so a confined warm runner may write them and nothing else of /tmp — not even another
+    repository's."""
+    import hashlib
     import tempfile
 
     path = Path(tempfile.gettempdir()) / f"fastcode-{os.getuid()}"
-    path.mkdir(mode=0o700, exist_ok=True)
+    if repo is not None:
+        path = path / hashlib.sha256(str(repo.resolve()).encode()).hexdigest()[:16]
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
     if path.is_symlink() or path.stat().st_uid != os.getuid():
         raise OSError(f"{path} is not this user's own folder")
     return path
+
+
+OWN_GIT_CONFIG = {"core.fsmonitor": "false", "core.hooksPath": "/dev/null", "diff.ignoreSubmodules": "all",
+                  "submodule.recurse": "false"}  # fmt: skip
+"""What fastcode's own git commands (gathering, the repo map, checkpoints) run with: a command the agent ran may have
+planted a submodule or nested repository whose config runs a program (`core.fsmonitor`, hooks); fastcode's git
+never runs it (and never looks into submodules)."""
+
+
+def own_git_environ(base: dict[str, str] | None = None) -> dict[str, str]:
+    """`base` (default: this process's environment) plus OWN_GIT_CONFIG, as git reads config from the environment
+    (`GIT_CONFIG_COUNT`, git 2.31+; it reaches every git process that one starts, submodules included)."""
+    env = dict(os.environ if base is None else base)
+    for key in [k for k in env if k.startswith(("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"))]:
+        del env[key]
+    env["GIT_CONFIG_COUNT"] = str(len(OWN_GIT_CONFIG))
+    for i, (key, value) in enumerate(OWN_GIT_CONFIG.items()):
+        env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"] = key, value
+    return env

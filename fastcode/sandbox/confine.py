@@ -7,7 +7,7 @@ built by `fastcode.sandbox.policy`):
 
 - a session of its own (no controlling terminal: nothing typed into the user's terminal with TIOCSTI);
 - namespaces (where unprivileged user namespaces work): a user namespace mapping the caller's own uid and gid, a mount
-  namespace in which each path of `readonly` (the repository's `.git`) is bind-mounted read-only over itself and
+  namespace in which each path of `readonly` (`.git`, `.fastcode/`, `.fastcode.toml`) is bind-mounted read-only and
   /dev/shm is a private tmpfs, an IPC namespace of its own, and, without network, an empty network namespace whose
   loopback is up (local servers a test starts still work; abstract unix sockets outside are out of reach);
 - Landlock: the whole file system readable and executable but `hidden` (fastcode's own cache), writes only beneath
@@ -178,7 +178,10 @@ def _mount_flags(path: str) -> int:
 
 
 def _readonly(path: str) -> None:
-    """Bind `path` over itself and remount the bind read-only (keeping the flags a user namespace may not clear)."""
+    """Bind `path` (a folder or a file) over itself and remount the bind read-only (keeping the flags a user namespace
+    may not clear). A symlink is not followed: it could lead anywhere."""
+    if os.path.islink(path):
+        raise SandboxError(errno.ELOOP, f"sandbox: {path} is a symlink")
     name = path.encode()
     _check(_libc.mount(name, name, None, _MS_BIND | _MS_REC, None), "bind mount " + path)
     flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _mount_flags(path)
@@ -193,7 +196,7 @@ def _loopback_up() -> None:
 
 
 def _namespaces(spec: dict) -> None:
-    readonly = [p for p in spec.get("readonly") or () if os.path.isdir(p)]
+    readonly = [p for p in spec.get("readonly") or () if os.path.exists(p)]
     netns = bool(spec.get("netns")) and not spec.get("network")
     if not spec.get("userns") or not (readonly or netns):
         return

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fastcode.core.config import SandboxSection
-from fastcode.core.paths import scratch_root
+from fastcode.core.paths import STATE_DIR, scratch_root
 from fastcode.sandbox import confine
 
 CONFINE_SCRIPT = Path(confine.__file__)
@@ -31,6 +31,23 @@ DENIALS = ("Permission denied", "Read-only file system", "Operation not permitte
 """What a command prints when the sandbox refused it a write (EACCES, EROFS, EPERM)."""
 NET_DENIALS = ("Network is unreachable", "Connection refused", "name resolution", "Name or service not known")
 """What it prints when the network is off (no route, nothing listening in its own namespace, no DNS)."""
+
+
+def protected_paths(root: Path) -> list[str]:
+    """What commands may not write although it is in the repository (read-only bind mounts): `.git` (a directory,
+    or a file naming the git folder, and that folder when it is inside the repository), fastcode's own `.fastcode/`
+    (made now: fastcode writes run files there, outside the sandbox, and must not follow a symlink a command put
+    there) and `.fastcode.toml` when it exists (in a trusted repository it may switch the sandbox off)."""
+    git = root / ".git"
+    paths = [git]
+    if git.is_file():
+        text = git.read_text(encoding="utf-8", errors="replace").strip()
+        target = (root / text.removeprefix("gitdir:").strip()).resolve() if text.startswith("gitdir:") else None
+        if target is not None and target.is_relative_to(root.resolve()):
+            paths.append(target)
+    (root / STATE_DIR).mkdir(exist_ok=True)
+    paths += [root / STATE_DIR, root / ".fastcode.toml"]
+    return [str(p) for p in paths if p.exists() and not p.is_symlink()]
 
 
 def fastcode_cache() -> Path:
@@ -86,13 +103,15 @@ class Sandbox:
     ports: tuple[int, ...] = ()
     writable: tuple[str, ...] = ()
     support: Support = field(default_factory=lambda: Support(0, False))
+    repo: Path | None = None
+    """The repository the session works on: its scratch folder holds $TMPDIR (see `scratch_root`)."""
     _tmp: str = ""
 
     @classmethod
-    def from_settings(cls, section: SandboxSection) -> Sandbox:
+    def from_settings(cls, section: SandboxSection, repo: Path | None = None) -> Sandbox:
         extra = tuple(str(Path(p).expanduser().resolve()) for p in section.writable)
         probed = support() if section.mode != "off" else Support(0, False)
-        return cls(section.mode, section.network, tuple(section.allow_ports), extra, probed)
+        return cls(section.mode, section.network, tuple(section.allow_ports), extra, probed, repo)
 
     @property
     def active(self) -> bool:
@@ -118,7 +137,7 @@ class Sandbox:
     def tmp(self) -> str:
         """The private temporary directory commands may write (made on first use, removed by `close`)."""
         if not self._tmp:
-            self._tmp = tempfile.mkdtemp(prefix="sandbox-", dir=scratch_root())
+            self._tmp = tempfile.mkdtemp(prefix="sandbox-", dir=scratch_root(self.repo))
         return self._tmp
 
     def spec(self, cwd: Path, *, nested: bool = False) -> dict[str, Any]:
@@ -133,7 +152,7 @@ class Sandbox:
         an interpreter inside the repository loads) before any run, and its runs only narrow it. It may write the
         repository, fastcode's scratch folder (each session's $TMPDIR and the search's scratch copies are there) and
         the extra paths; it outlives the session, so runners are keyed by this spec."""
-        writable = [str(root.resolve()), str(scratch_root()), *SHARED_WRITABLE, *self.writable]
+        writable = [str(root.resolve()), str(scratch_root(root)), *SHARED_WRITABLE, *self.writable]
         return self._spec(str(root.resolve()), writable) | {"env": {}}
 
     def _spec(self, root: str, writable: list[str]) -> dict[str, Any]:
@@ -143,7 +162,7 @@ class Sandbox:
             "mode": self.mode,
             "landlock_abi": self.support.landlock_abi,
             "writable": writable,
-            "readonly": [os.path.join(root, ".git")] if self.support.namespaces else [],
+            "readonly": protected_paths(Path(root)) if self.support.namespaces else [],
             "userns": self.support.namespaces,
             "netns": self.support.namespaces and not self.network and not self.ports,
             "network": self.network,
