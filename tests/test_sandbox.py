@@ -469,3 +469,22 @@ def test_a_confined_runner_may_write_only_its_own_repositorys_scratch_folder(tmp
         assert Path(box.tmp()).parent == scratch_root(tmp_path)
     finally:
         box.close()
+
+
+def test_fastcodes_own_programs_never_come_from_a_folder_in_the_repository(tmp_path, monkeypatch) -> None:
+    """An activated .venv inside the repository is on PATH and writable by commands: a `git` or `rg` planted there
+    would run outside the sandbox when fastcode runs git or a search."""
+    from fastcode.core import paths
+
+    repo = tmp_path / "repo"
+    planted = repo / ".venv" / "bin"
+    planted.mkdir(parents=True)
+    for name in ("git", "rg"):
+        (planted / name).write_text("#!/bin/sh\ntouch PLANTED\n")
+        (planted / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{planted}{os.pathsep}.{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(paths, "_WORKED_ON", set())
+    assert paths.own_program("git") == str(planted / "git")  # before fastcode knows the repository
+    paths.worked_on(repo)
+    found = paths.own_program("git")
+    assert found is not None and not found.startswith(str(repo))

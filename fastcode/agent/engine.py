@@ -29,7 +29,7 @@ from fastcode.context import testcmd
 from fastcode.context.budget import ContextBudget
 from fastcode.context.gather import gather_context, is_about_tests
 from fastcode.context.testcmd import detect_test_command
-from fastcode.core import secrets
+from fastcode.core import paths, secrets
 from fastcode.core.config import STEP_KINDS, ModelProfile, Settings
 from fastcode.core.emitter import Emitter
 from fastcode.core.events import (
@@ -88,6 +88,7 @@ class Session:
         self.settings, self.root, self.approver = settings, root.resolve(), approver
         secrets.configure(settings.security.env_deny, (p.api_key_env for p in settings.models.values()))
         self.sandbox = Sandbox.from_settings(settings.sandbox, self.root)
+        paths.worked_on(self.root)  # fastcode's own git and rg never come from a folder in it
         self.tools = tool_schemas()
         self.known_tools = {t["function"]["name"] for t in self.tools}
         in_prompt = any(self._mode(settings.profile(kind)[1]).tools_in_prompt for kind in STEP_KINDS)

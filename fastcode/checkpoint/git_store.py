@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from fastcode.core.paths import own_git_environ
+from fastcode.core.paths import own_git_environ, own_program
 
 if TYPE_CHECKING:
     import git
@@ -99,7 +99,8 @@ class GitStore:
     ) -> bytes:
         """Run one git command in the work tree and return its stdout, or raise GitError."""
         env = {**self._env, **(env or {}), **({"GIT_INDEX_FILE": str(index)} if index else {})}
-        proc = subprocess.run(["git", *args], cwd=self.top, env=env, input=stdin, capture_output=True)
+        proc = subprocess.run([own_program("git") or "git", *args], cwd=self.top, env=env, input=stdin,
+                              capture_output=True)  # fmt: skip
         if proc.returncode != 0:
             err = proc.stderr.decode(errors="replace").strip()
             name = next(a for a in args if not a.startswith("-") and "=" not in a)

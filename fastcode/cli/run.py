@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from fastcode.core.config import ConfigError, Loaded, Settings, load_settings
 from fastcode.core.errors import fail
-from fastcode.core.paths import find_repo_root
+from fastcode.core.paths import find_repo_root, worked_on
 
 if TYPE_CHECKING:
     from fastcode.agent.tool_exec import Approver
@@ -25,6 +25,7 @@ def load_for_run(args: argparse.Namespace) -> tuple[Path, Loaded]:
     root = (args.repo or find_repo_root(Path.cwd())).resolve()
     if not root.is_dir():
         raise ConfigError(f"--repo {args.repo}: not a folder")
+    worked_on(root)  # before llama-server is looked up: never from a folder inside the repository
     flags = {
         "models.default.model": getattr(args, "model", None),
         "models.default.base_url": getattr(args, "base_url", None),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shlex
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 from fastcode.context.repomap import DefinitionCache, build_repo_map, changed_files, task_terms
 from fastcode.context.testcmd import run_tests_traced
 from fastcode.core.events import PhaseFinished, PhaseStarted
-from fastcode.core.paths import own_git_environ
+from fastcode.core.paths import own_git_environ, own_program
 from fastcode.core.secrets import mask
 from fastcode.tools.base import inside_repo, relative
 from fastcode.tools.files import numbered, split_lines
@@ -79,16 +80,15 @@ async def _timed(name: str, emit: Emitter, deadline_s: float, work: Awaitable[li
     return sections
 
 
-DIFF_STAT = "git diff --stat HEAD -- . ':(exclude).fastcode' 2>/dev/null"
-
-
 async def _git(root: Path) -> list[Section]:
     if not (root / ".git").exists():
         return []
     git_env = own_git_environ({})  # a planted submodule's hooks or fsmonitor never run
+    git = shlex.quote(own_program("git") or "git")
+    diff_stat = f"{git} diff --stat HEAD -- . ':(exclude).fastcode' 2>/dev/null"
     (_, status), (_, diff) = await asyncio.gather(
-        run_command("git status --short --branch", root, timeout_s=10, max_chars=3000, env=git_env),
-        run_command(DIFF_STAT, root, timeout_s=10, max_chars=2000, env=git_env),
+        run_command(f"{git} status --short --branch", root, timeout_s=10, max_chars=3000, env=git_env),
+        run_command(diff_stat, root, timeout_s=10, max_chars=2000, env=git_env),
     )
     # .fastcode/ is excluded from git by the checkpointer, which may not have run yet: never show it.
     status = "\n".join(line for line in status.splitlines() if ".fastcode/" not in line)

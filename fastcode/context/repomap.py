@@ -13,7 +13,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from fastcode.core.paths import STATE_DIR, own_git_environ
+from fastcode.core.paths import STATE_DIR, own_git_environ, own_program
 from fastcode.tools.base import inside_repo
 from fastcode.tools.symbols import Definition, definitions, language_for
 
@@ -38,7 +38,7 @@ def list_files(root: Path) -> list[str]:
     """Tracked and untracked-not-ignored files (git), else a walk that skips hidden folders."""
     try:
         out = subprocess.run(
-            ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+            [own_program("git") or "git", "ls-files", "-co", "--exclude-standard", "-z"],
             cwd=root,
             env=own_git_environ(),
             capture_output=True,
@@ -57,8 +57,9 @@ def list_files(root: Path) -> list[str]:
 def changed_files(root: Path) -> set[str]:
     """Files modified or added in the working tree (git status), which the task most likely concerns."""
     try:
-        out = subprocess.run(["git", "status", "--porcelain", "-z", "--untracked-files=all"], cwd=root,
-                             env=own_git_environ(), capture_output=True, timeout=10, check=True).stdout  # fmt: skip
+        status = [own_program("git") or "git", "status", "--porcelain", "-z", "--untracked-files=all"]
+        out = subprocess.run(status, cwd=root, env=own_git_environ(), capture_output=True, timeout=10,
+                             check=True).stdout  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return set()
     entries = out.decode("utf-8", "replace").split("\0")

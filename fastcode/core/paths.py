@@ -79,3 +79,29 @@ def own_git_environ(base: dict[str, str] | None = None) -> dict[str, str]:
     for i, (key, value) in enumerate(OWN_GIT_CONFIG.items()):
         env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"] = key, value
     return env
+
+
+_WORKED_ON: set[Path] = set()
+"""Repositories this process runs commands in (`worked_on`): their folders on PATH are not trusted for fastcode's own
+programs."""
+
+
+def worked_on(root: Path) -> None:
+    _WORKED_ON.add(root.resolve())
+
+
+def own_program(name: str) -> str | None:
+    """`shutil.which(name)` for a program fastcode itself runs outside the sandbox (git, rg, llama-server), skipping
+    PATH entries that are relative or inside a repository it works on: a command may have planted a `git` in the
+    repository's activated `.venv/bin`."""
+    import shutil
+
+    entries = []
+    for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        if not entry or not os.path.isabs(entry):
+            continue
+        resolved = Path(entry).resolve()
+        if any(resolved == r or r in resolved.parents for r in _WORKED_ON):
+            continue
+        entries.append(entry)
+    return shutil.which(name, path=os.pathsep.join(entries))

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
+from fastcode.core.paths import own_program
+
 LLAMA_INSTALL_HINT = (
     "llama-server not found: install it with pip install 'fastcode[local]' (builds llama.cpp from source, about 15 "
     "minutes on 2 cores; set LLAMA_CPP_BUILD_JOBS=2 on small machines), or put llama-server on PATH, or set "
@@ -74,7 +76,7 @@ def find_llama_server(configured: str = "") -> list[str]:
         return _executable(configured, "local.llama_server")
     if env := os.environ.get("FASTCODE_LLAMA_SERVER"):
         return _executable(env, "FASTCODE_LLAMA_SERVER")
-    if on_path := shutil.which("llama-server"):
+    if on_path := own_program("llama-server"):
         return [on_path]
     if packaged := packaged_llama_server():
         return [str(packaged)]
@@ -87,7 +89,7 @@ def find_vllm(command: Sequence[str] | None = None) -> list[str]:
         return list(command)
     if env := os.environ.get("FASTCODE_VLLM"):
         return shlex.split(env)
-    if on_path := shutil.which("vllm"):
+    if on_path := own_program("vllm"):
         return [on_path]
     raise MissingBinary(VLLM_INSTALL_HINT)
 

