@@ -140,3 +140,24 @@ def test_continue_and_resume_carry_the_conversation_on(sample_repo, isolated_env
     assert third.returncode == 0 and _events(third.stdout)[0]["session_id"] == first_id
     bogus = run_cli([*_exec(server.base_url), "--resume", "nope"], cwd=sample_repo, env=isolated_env)
     assert bogus.returncode == 2 and "no run 'nope'" in bogus.stderr
+
+
+def test_an_ambiguous_run_prefix_says_so(sample_repo, isolated_env, scripted) -> None:
+    server = scripted({"turns": [FINISH, FINISH]})
+    for _ in range(2):
+        run_cli(_exec(server.base_url), cwd=sample_repo, env=isolated_env)
+    result = run_cli(["trace", "show", "2"], cwd=sample_repo, env=isolated_env)
+    assert result.returncode == 2 and "2 runs start with '2'" in result.stderr
+    both = run_cli([*_exec(server.base_url), "--continue", "--resume", "2"], cwd=sample_repo, env=isolated_env)
+    assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_run_quietly(sample_repo, isolated_env, scripted) -> None:
+    read = {"tool_calls": [{"name": "read_file", "arguments": {"path": "README.md"}}]}
+    server = scripted({"turns": [read] * 10 + [FINISH], "latency": {"ttft_ms": 300}})
+    proc = subprocess.Popen([sys.executable, "-m", "fastcode", *_exec(server.base_url)], cwd=sample_repo,
+                            env=isolated_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert proc.stdout is not None and proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    assert proc.wait(timeout=60) == 141
+    assert b"Traceback" not in proc.stderr.read()

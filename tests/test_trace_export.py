@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -151,9 +152,29 @@ def test_spans_are_sent_live_during_a_run(sample_repo, isolated_env, scripted) -
     assert "execute_tool read_file" in names
 
 
-def test_a_dead_collector_does_not_hold_a_run_up(sample_repo, isolated_env, scripted) -> None:
+def test_a_dead_collector_costs_a_run_at_most_a_few_seconds_and_one_line(sample_repo, isolated_env, scripted) -> None:
     server = scripted({"turns": [FINISH]})
     args = ["exec", "look around", "--base-url", server.base_url, "--model", "m", *QUIET]
     env = {**isolated_env, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    started = time.monotonic()
     result = run_cli(args, cwd=sample_repo, env=env, timeout=60)
     assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 15
+    assert "Transient error" not in result.stderr and "Failed to export" not in result.stderr
+    assert result.stderr.count("could not send the run's spans to http://127.0.0.1:9/v1/traces") == 1
+
+
+def test_the_traces_endpoint_variable_and_options_before_the_run_id(sample_repo, isolated_env, scripted) -> None:
+    _recorded_run(sample_repo, isolated_env, scripted)
+    (run,) = (sample_repo / ".fastcode" / "runs").iterdir()
+    receiver = _Receiver()
+    try:
+        env = {**isolated_env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.url + "/v1/traces"}
+        result = run_cli(["trace", "export", "--format", "otlp", run.name[:15]], cwd=sample_repo, env=env)
+    finally:
+        receiver.server.shutdown()
+    assert result.returncode == 0, result.stderr
+    assert receiver.spans()
+    bad = {**isolated_env, "OTEL_EXPORTER_OTLP_ENDPOINT": "not-a-url"}
+    result = run_cli(["trace", "export", "--format", "otlp"], cwd=sample_repo, env=bad)
+    assert result.returncode == 2 and "not an http(s) URL" in result.stderr

@@ -66,3 +66,19 @@ def test_a_scripted_run_replayed_under_its_own_latency_model(sample_repo, isolat
     slower = float(re.search(r"wall\s+[\d.]+ s\s+([\d.]+) s", cpu.stdout).group(1))
     assert slower > 3 * recorded
     assert run_cli(["trace", "whatif"], cwd=sample_repo, env=isolated_env).returncode == 2
+
+
+def test_whatif_inputs_are_checked_one_flag_at_a_time(sample_repo, isolated_env, scripted) -> None:
+    server = scripted({"turns": [{"tool_calls": [{"name": "finish", "arguments": {"summary": "done"}}]}]})
+    args = ["exec", "look around", "--base-url", server.base_url, "--model", "m", "-c", "context.enabled=false"]
+    assert run_cli(args, cwd=sample_repo, env=isolated_env).returncode == 0
+    (run,) = (sample_repo / ".fastcode" / "runs").iterdir()
+    for bad, named in ((["--profile", "cpu", "--cached-factor", "-1"], "--cached-factor"),
+                       (["--ttft-ms", "-5", "--tps", "10", "--prefill-tps", "10"], "--ttft-ms"),
+                       (["--ttft-ms", "5", "--tps", "0", "--prefill-tps", "10"], "--tps")):  # fmt: skip
+        result = run_cli(["trace", "whatif", *bad], cwd=sample_repo, env=isolated_env)
+        assert result.returncode == 2 and named in result.stderr, result.stderr
+    plain = run_cli(["trace", "whatif", "--profile", "cpu", run.name], cwd=sample_repo, env=isolated_env)
+    cached = run_cli(["trace", "whatif", "--profile", "cpu", "--cached-factor", "1", run.name], cwd=sample_repo,
+                     env=isolated_env)  # fmt: skip
+    assert plain.returncode == cached.returncode == 0 and plain.stdout != cached.stdout

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastcode.core.config import ConfigError, load_settings
 from fastcode.core.errors import fail
-from fastcode.core.paths import find_repo_root, find_run
+from fastcode.core.paths import find_repo_root, find_run, no_run
 
 if TYPE_CHECKING:
     from fastcode.core.trace import TraceBuilder
@@ -96,7 +95,7 @@ def trace(args: argparse.Namespace) -> int:
     root = _root(args)
     folder = find_run(root, args.run)
     if folder is None:
-        return fail(f"no run {args.run!r} under {root}/.fastcode/runs" if args.run else f"no runs yet under {root}")
+        return fail(no_run(root, args.run))
     if args.action == "export":
         return _export(build(read_trace(folder / "trace.jsonl")), folder, args)
     if args.action == "whatif":
@@ -113,13 +112,13 @@ def trace(args: argparse.Namespace) -> int:
 def _export(builder: TraceBuilder, folder: Path, args: argparse.Namespace) -> int:
     """`trace export`: Perfetto JSON to a file (default: next to the trace), or OTLP spans to the collector."""
     if args.format == "otlp":
-        from fastcode.frontends.otlp import ExportError, send
+        from fastcode.frontends.otlp import ExportError, send, traces_url
 
         try:
             count = send(builder)
         except ExportError as exc:
             return fail(str(exc), exc.exit_code)
-        print(f"sent {count} spans of run {folder.name} to {os.environ['OTEL_EXPORTER_OTLP_ENDPOINT']}")
+        print(f"sent {count} spans of run {folder.name} to {traces_url()}")
         return 0
     import json
 
@@ -135,17 +134,25 @@ def _export(builder: TraceBuilder, folder: Path, args: argparse.Namespace) -> in
 
 
 def _whatif(builder: TraceBuilder, folder: Path, args: argparse.Namespace) -> int:
+    import dataclasses
+
     from fastcode.core.whatif import PROFILES, LatencyModel, format_whatif, replay
 
     given = (args.ttft_ms, args.tps, args.prefill_tps)
     if args.profile and any(v is not None for v in given):
         return fail("trace whatif: --profile or --ttft-ms/--tps/--prefill-tps, not both")
+    if not args.profile and any(v is None for v in given):
+        return fail("trace whatif: give --profile fast|cpu, or all of --ttft-ms, --tps and --prefill-tps")
+    for flag, value, low in (("--ttft-ms", args.ttft_ms, 0.0), ("--tps", args.tps, 1e-9),
+                             ("--prefill-tps", args.prefill_tps, 1e-9)):  # fmt: skip
+        if value is not None and not value >= low:
+            return fail(f"trace whatif: {flag} must be {'>= 0' if low == 0 else '> 0'} (got {value:g})")
+    if not 0 <= args.cached_factor <= 1:
+        return fail(f"trace whatif: --cached-factor must be between 0 and 1 (got {args.cached_factor:g})")
     if args.profile:
-        model = PROFILES[args.profile]
-    elif all(v is not None and v >= 0 for v in given) and args.tps > 0 and args.prefill_tps > 0:
-        model = LatencyModel(args.ttft_ms, args.tps, args.prefill_tps, args.cached_factor)
+        model = dataclasses.replace(PROFILES[args.profile], cached_factor=args.cached_factor)
     else:
-        return fail("trace whatif: give --profile fast|cpu, or all of --ttft-ms, --tps and --prefill-tps (> 0)")
+        model = LatencyModel(args.ttft_ms, args.tps, args.prefill_tps, args.cached_factor)
     print(f"run {folder.name}")
     print(format_whatif(replay(builder, model), model))
     return 0
@@ -168,7 +175,7 @@ def undo(args: argparse.Namespace) -> int:
         return 0
     folder = find_run(root, args.run)
     if folder is None:
-        return fail(f"no run {args.run!r} to undo" if args.run else "no run to undo")
+        return fail(f"nothing to undo: {no_run(root, args.run)}")
     try:
         result = undo_run(root, folder, force=args.force)
     except UndoRefused as exc:

@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fastcode",
         description='A terminal coding agent tuned for speed. `fastcode "TASK"` opens the TUI on a terminal and '
         "runs headless otherwise (or with --headless / exec / CI=true).",
-        epilog="commands: exec TASK | config show | trace show [RUN] | undo [RUN] | trust | sandbox -- CMD | "
+        epilog="commands: exec TASK | config show | trace show|export|whatif [RUN] | undo [RUN] | trust | "
+        "sandbox -- CMD | "
         "serve ... | eval ... | "
         "bench. Exit codes: 0 finished, 1 stopped unfinished, 2 usage/config error, 3 model endpoint error, "
         "130 interrupted.",
@@ -119,6 +120,15 @@ def build_subparsers() -> dict[str, argparse.ArgumentParser]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `fastcode config show | head`: the reader is gone; exit quietly, as git does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if _starts_a_run(argv):
         from fastcode.models import faststart
@@ -180,7 +190,9 @@ def dispatch(command: str, argv: list[str]) -> int:
 
         module = import_module(MODULES[command])
         return int(module.main(argv))
-    args = build_subparsers()[command].parse_args(argv)
+    parser = build_subparsers()[command]
+    # `trace export --format otlp RUN`: options may come before the run id too
+    args = parser.parse_intermixed_args(argv) if command == "trace" else parser.parse_args(argv)
     if command == "exec":
         args.task = _task_or_stdin(args.task)
         if not args.task:

@@ -91,12 +91,13 @@ def _run_session(
     session = Session(settings, root, approver=approver)
     if getattr(args, "continue_", False) or getattr(args, "resume", None):
         from fastcode.agent.conversation import ResumeError, load
-        from fastcode.core.paths import find_run
+        from fastcode.core.paths import find_run, no_run
 
+        if getattr(args, "continue_", False) and args.resume:
+            return fail("--continue or --resume RUN, not both")
         folder = find_run(root, args.resume)
         if folder is None:
-            which = f"run {args.resume!r}" if args.resume else "earlier run"
-            return fail(f"no {which} in {root} to continue (fastcode undo --list shows the runs)")
+            return fail(f"nothing to continue: {no_run(root, args.resume)}")
         try:
             session.resume(load(folder))
         except ResumeError as exc:

@@ -33,6 +33,19 @@ def run_dir(repo: Path, run_id: str) -> Path:
     return runs_root(repo) / run_id
 
 
+def no_run(repo: Path, run_id: str | None) -> str:
+    """Why `find_run` found nothing: no runs yet, no such run, or a prefix several runs share (they are named)."""
+    root = runs_root(repo)
+    runs = sorted(p.name for p in root.iterdir() if (p / "trace.jsonl").is_file()) if root.is_dir() else []
+    if run_id is None or not runs:
+        return f"no runs yet under {repo}" if not runs else f"no run {run_id!r} under {root}"
+    matches = [r for r in runs if r.startswith(run_id)]
+    if len(matches) > 1:
+        shown = ", ".join(matches[-5:]) + (" …" if len(matches) > 5 else "")
+        return f"{len(matches)} runs start with {run_id!r} ({shown}): give more of the id"
+    return f"no run {run_id!r} under {root} (fastcode undo --list shows the runs)"
+
+
 def find_run(repo: Path, run_id: str | None) -> Path | None:
     """The run folder named `run_id` (a unique prefix is enough), or the latest run when None."""
     root = runs_root(repo)

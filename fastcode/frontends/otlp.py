@@ -54,12 +54,32 @@ def _name(row: Row) -> str:
     return {"model": f"chat {row.model}", "tool": f"execute_tool {row.label}"}.get(row.kind, row.label)
 
 
-def send(builder: TraceBuilder, endpoint: str | None = None) -> int:
-    """Send the run's spans; returns how many. `endpoint`: else $OTEL_EXPORTER_OTLP_ENDPOINT (the base URL; the
-    exporter posts to /v1/traces)."""
-    endpoint = endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
-    if not endpoint:
+def traces_url() -> str:
+    """Where spans go: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as it is, else $OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces
+    (the OTLP exporter specification); ExportError (exit 2) when neither is set or the URL is not http(s)."""
+    from urllib.parse import urlparse
+
+    url = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "")
+    if not url and (base := os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")):
+        url = base.rstrip("/") + "/v1/traces"
+    if not url:
         raise ExportError("set OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://localhost:4318) to send the trace")
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ExportError(f"OTLP endpoint {url!r} is not an http(s) URL (e.g. http://localhost:4318)")
+    return url
+
+
+def _quiet() -> None:
+    """The SDK logs every retry of an unreachable collector; fastcode says it once instead."""
+    import logging
+
+    logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
+
+
+def send(builder: TraceBuilder) -> int:
+    """Send the run's spans to `traces_url()`; returns how many."""
+    url = traces_url()
     if builder.started is None:
         raise ExportError("the trace has no run_started event")
     try:
@@ -95,9 +115,9 @@ def send(builder: TraceBuilder, endpoint: str | None = None) -> int:
     root.end(end_time=ns(builder.last_t))
     provider.shutdown()
     finished_spans = spans.get_finished_spans()
-    exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces", timeout=10)
-    if exporter.export(finished_spans) != SpanExportResult.SUCCESS:
-        raise ExportError(f"the OTLP receiver at {endpoint} did not accept the spans", 3)
+    _quiet()
+    if OTLPSpanExporter(endpoint=url, timeout=4).export(finished_spans) != SpanExportResult.SUCCESS:
+        raise ExportError(f"the OTLP receiver at {url} did not accept the spans (is it running?)", 3)
     return len(finished_spans)
 
 
@@ -106,16 +126,31 @@ class LiveExporter:
     run as soon as it ends, the run's root span when it finishes; a batch processor sends them in the background, so
     a slow or dead receiver never holds the run up (the SDK logs what it could not send)."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, url: str) -> None:
         from opentelemetry import trace
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-        self._trace = trace
+        _quiet()
+        self._trace, self.url, self.failed = trace, url, False
+        otlp = OTLPSpanExporter(endpoint=url, timeout=2)  # at most ~2 s at the end of a run when nothing answers
+        owner = self
+
+        class Remembering(SpanExporter):
+            """The OTLP exporter, remembering whether an export failed (the SDK only logs it)."""
+
+            def export(self, spans: Any) -> SpanExportResult:
+                result = otlp.export(spans)
+                owner.failed |= result != SpanExportResult.SUCCESS
+                return result
+
+            def shutdown(self) -> None:
+                otlp.shutdown()
+
+        exporter = Remembering()
         self.provider = TracerProvider(resource=Resource.create({"service.name": "fastcode"}))
-        exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces", timeout=5)
         self.provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
         self.tracer = self.provider.get_tracer("fastcode")
         self.builder = TraceBuilder()
@@ -151,22 +186,30 @@ class LiveExporter:
             self.root = None
 
     def close(self) -> None:
-        """Send what is left (a few seconds at most when the receiver is gone)."""
+        """Send what is left (about 2 s at most when the receiver is gone), and say once if anything was lost."""
         self.provider.shutdown()
+        if self.failed:
+            import sys
+
+            sys.stderr.write(f"fastcode: could not send the run's spans to {self.url} (is the collector running?)\n")
 
 
 def wants_otlp() -> bool:
-    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 
 
 def live_exporter() -> LiveExporter | None:
     """A live exporter when $OTEL_EXPORTER_OTLP_ENDPOINT is set and the otel extra is installed, else None (with a
     one-line warning when the endpoint is set but the extra is missing)."""
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
-    if not endpoint:
+    try:
+        url = traces_url()
+    except ExportError as exc:
+        import sys
+
+        sys.stderr.write(f"fastcode: no live spans: {exc}\n")
         return None
     try:
-        return LiveExporter(endpoint)
+        return LiveExporter(url)
     except ImportError:
         import sys
 
