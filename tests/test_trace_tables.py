@@ -43,3 +43,14 @@ def test_no_figure_is_cut(sample_repo, isolated_env, scripted) -> None:
         figures = model_figures(row)
         assert len(figures) <= FIGURES_WIDTH and "123457" in figures
     assert "123456.7" in format_table(builder)
+
+
+def test_the_tui_panel_splits_the_ttft_where_the_server_reports_its_prefill() -> None:
+    from fastcode.core.trace import Row
+    from fastcode.frontends.tui.latency import DECODE, PREFILL, WAIT, _bar
+
+    row = Row("model", "1", 1, "plan", 0.0, end=10.0, first_token=6.0, ttft_ms=6000, server_prefill_ms=4000)
+    bar = _bar(row, 10.0, 20, 10.0).plain
+    assert bar == WAIT * 4 + PREFILL * 8 + DECODE * 8
+    row.server_prefill_ms = None
+    assert _bar(row, 10.0, 20, 10.0).plain == WAIT * 12 + DECODE * 8

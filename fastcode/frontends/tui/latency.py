@@ -18,8 +18,9 @@ from textual.widgets import Static
 
 from fastcode.core.trace import Row, Totals, TraceBuilder
 
-WAIT, DECODE, TOOL, OTHER = "░", "█", "▆", "▒"
-STYLES = {"wait": "yellow", "decode": "bold green", "tool": "cyan", "phase": "magenta", "tests": "blue"}
+WAIT, PREFILL, DECODE, TOOL, OTHER = "░", "▓", "█", "▆", "▒"
+STYLES = {"wait": "yellow", "prefill": "bold yellow", "decode": "bold green", "tool": "cyan", "phase": "magenta",
+          "tests": "blue"}  # fmt: skip
 FIGURES_WIDTH = 36
 FIGURES_HEADER = f"{'prompt':>7} {'cache':>5} {'ttft':>6} {'tok/s':>6} {'ms':>8}"
 """Wide enough for every figure a run produces (9.9M prompt tokens, 16 min TTFT, 999,999 tok/s, 27 h calls): a
@@ -75,7 +76,11 @@ def _bar(row: Row, span: float, width: int, now: float) -> Text:
     if row.kind == "model":
         first = col(row.first_token) if row.first_token is not None else stop
         first = max(start, min(stop, first))
-        bar.append(WAIT * (first - start), STYLES["wait"])
+        waited = first  # where the server says how long it spent on the prompt, the end of the wait is prefill
+        if row.server_prefill_ms is not None and row.first_token is not None:
+            waited = max(start, min(first, col(row.first_token - row.server_prefill_ms / 1000)))
+        bar.append(WAIT * (waited - start), STYLES["wait"])
+        bar.append(PREFILL * (first - waited), STYLES["prefill"])
         bar.append(DECODE * (stop - first), STYLES["decode"])
     else:
         bar.append((TOOL if row.kind == "tool" else OTHER) * (stop - start), STYLES.get(row.kind, "cyan"))
@@ -129,7 +134,9 @@ class LatencyPanel(Vertical):
         self.now = now
         """Seconds since the run started, to draw calls still open (None: up to the last event)."""
         self.border_title = "latency trace"
-        self.border_subtitle = f"{WAIT} ttft wait {DECODE} decode {TOOL} tool {OTHER} phase/tests ! prefix break"
+        self.border_subtitle = (
+            f"{WAIT} wait {PREFILL} server prefill {DECODE} decode {TOOL} tool {OTHER} phase/tests ! prefix break"
+        )
 
     def compose(self) -> ComposeResult:
         yield Static(id="latency-header")
