@@ -54,3 +54,12 @@ def test_the_tui_panel_splits_the_ttft_where_the_server_reports_its_prefill() ->
     assert bar == WAIT * 4 + PREFILL * 8 + DECODE * 8
     row.server_prefill_ms = None
     assert _bar(row, 10.0, 20, 10.0).plain == WAIT * 12 + DECODE * 8
+
+
+def test_command_line_tables_fit_their_widest_cell() -> None:
+    from fastcode.core.tables import render
+
+    long = "12,345,678.9 tok/s (a figure wider than any fixed column)"
+    text = render(("figure", "measured"), [("short", long), ("a much longer figure name", "1")], right=(1,))
+    lines = text.splitlines()
+    assert long in text and len({len(line) for line in lines}) == 1  # right-aligned: every line as wide

@@ -214,10 +214,10 @@ def bench_local(runs: int) -> list[tuple[str, str, str, bool | None]]:
 
 
 def print_table(rows: list[tuple[str, str, str, bool | None]]) -> None:
-    width = max(len(r[0]) for r in rows)
-    print(f"{'figure':<{width}}  {'measured':>22}  {'target':>16}  met")
-    for name, value, target, met in rows:
-        print(f"{name:<{width}}  {value:>22}  {target:>16}  {'-' if met is None else 'yes' if met else 'NO'}")
+    from fastcode.core.tables import render
+
+    shown = [(name, value, target, "-" if met is None else "yes" if met else "NO") for name, value, target, met in rows]
+    print(render(("figure", "measured", "target", "met"), shown, right=(1, 2), width=240))
 
 
 def main(argv: list[str]) -> int:

@@ -237,14 +237,13 @@ def status() -> int:
     if not found:
         print(f"no servers running (state: {', '.join(map(str, state_dirs()))})")
         return 0
-    rows = [("ID", "KIND", "MODEL", "PORT", "PID", "UPTIME", "MODE")]
-    rows += [
+    from fastcode.core.tables import render
+
+    rows = [
         (s.id, s.kind, s.served_name, str(s.port), str(s.pid), _uptime(s.started), _mode(folder, s))
         for folder, s in found
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print(render(("ID", "KIND", "MODEL", "PORT", "PID", "UPTIME", "MODE"), rows, right=(3, 4)))
     return 0
 
 

@@ -7,7 +7,6 @@ parallel calls count once), everything else, and the cached share of prompt toke
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,8 +207,9 @@ def format_table(builder: TraceBuilder, width: int = 160) -> str:
     """The per-step table of `fastcode trace show` (a rich table: columns fit their widest figure, nothing is cut):
     model calls with their tools, phases and test runs, then totals. `wait` and `prefill` split the TTFT where the
     server reports its own prompt time (llama.cpp)."""
-    from rich.console import Console
     from rich.table import Table
+
+    from fastcode.core.tables import to_text
 
     table = Table(box=None, pad_edge=False, header_style="bold")
     for name in ("step", "route", "model"):
@@ -232,9 +232,7 @@ def format_table(builder: TraceBuilder, width: int = 160) -> str:
             table.add_row("w" if row.warmup else str(row.step), row.route, row.model, str(row.prompt_tokens),
                           str(row.cached_tokens), _fmt(row.wait_ms), _fmt(row.server_prefill_ms), _fmt(row.ttft_ms),
                           _fmt(row.decode_tps, 1), _fmt(row.ms), tools + mark)  # fmt: skip
-    console = Console(width=width, record=True, file=io.StringIO(), color_system=None, soft_wrap=False)
-    console.print(table)
-    lines = [line.rstrip() for line in console.export_text().splitlines()]
+    lines = to_text(table, width)
     t = builder.totals()
     lines.append("")
     lines.append(
