@@ -122,6 +122,8 @@ def test_otlp_export_reaches_a_real_receiver_with_genai_names(sample_repo, isola
     assert chat["gen_ai.operation.name"] == "chat" and chat["gen_ai.request.model"] == "m"
     assert chat["gen_ai.usage.input_tokens"] > 0 and chat["gen_ai.usage.output_tokens"] > 0
     assert "gen_ai.usage.cache_read.input_tokens" in chat and chat["gen_ai.client.operation.time_to_first_chunk"] > 0
+    chat_span = next(s for s in spans if s.name == "chat m")
+    assert chat_span.kind == chat_span.SPAN_KIND_CLIENT  # the GenAI conventions' kind for a model call
     root = next(s for s in spans if s.name == "invoke_agent fastcode")
     children = [s for s in spans if s.parent_span_id == root.span_id]
     assert len(children) == len(spans) - 1 and all(s.trace_id == root.trace_id for s in spans)

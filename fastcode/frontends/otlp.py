@@ -50,6 +50,26 @@ def _attributes(row: Row) -> dict[str, Any]:
     return {"fastcode.kind": row.kind, "fastcode.ok": row.ok}
 
 
+def _root_attributes(started: Any) -> dict[str, Any]:
+    return {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.agent.name": "fastcode",
+        "gen_ai.conversation.id": started.session_id or started.run_id,
+        "fastcode.run_id": started.run_id,
+    }
+
+
+def _emit(tracer: Any, context: Any, row: Row, start_ns: int, end_ns: int) -> None:
+    """One ended span for `row`: a model call is a CLIENT span (GenAI conventions), a failed tool or test an ERROR."""
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    kind = SpanKind.CLIENT if row.kind == "model" else SpanKind.INTERNAL
+    span = tracer.start_span(_name(row), context=context, kind=kind, start_time=start_ns, attributes=_attributes(row))
+    if not row.ok:
+        span.set_status(Status(StatusCode.ERROR))
+    span.end(end_time=end_ns)
+
+
 def _name(row: Row) -> str:
     return {"model": f"chat {row.model}", "tool": f"execute_tool {row.label}"}.get(row.kind, row.label)
 
@@ -102,16 +122,11 @@ def send(builder: TraceBuilder) -> int:
         return origin_ns + int(seconds * 1e9)
 
     finished = builder.finished
-    root = tracer.start_span("invoke_agent fastcode", start_time=origin_ns, attributes={
-        "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "fastcode",
-        "gen_ai.conversation.id": builder.started.session_id or builder.started.run_id,
-        "fastcode.run_id": builder.started.run_id, "fastcode.status": finished.status if finished else "unfinished",
-    })  # fmt: skip
+    attributes = _root_attributes(builder.started) | {"fastcode.status": finished.status if finished else "unfinished"}
+    root = tracer.start_span("invoke_agent fastcode", start_time=origin_ns, attributes=attributes)
     context = trace.set_span_in_context(root)
     for row in builder.rows:
-        end = row.end if row.end is not None else builder.last_t
-        span = tracer.start_span(_name(row), context=context, start_time=ns(row.start), attributes=_attributes(row))
-        span.end(end_time=ns(end))
+        _emit(tracer, context, row, ns(row.start), ns(row.end if row.end is not None else builder.last_t))
     root.end(end_time=ns(builder.last_t))
     provider.shutdown()
     finished_spans = spans.get_finished_spans()
@@ -170,16 +185,12 @@ class LiveExporter:
             self.builder.add(event)
             self.sent.clear()
             self.origin_ns = int(datetime.fromisoformat(event.started_at).timestamp() * 1e9)
-            self.root = self.tracer.start_span("invoke_agent fastcode", start_time=self.origin_ns, attributes={
-                "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "fastcode",
-                "gen_ai.conversation.id": event.session_id or event.run_id, "fastcode.run_id": event.run_id,
-            })  # fmt: skip
+            self.root = self.tracer.start_span("invoke_agent fastcode", start_time=self.origin_ns,
+                                               attributes=_root_attributes(event))  # fmt: skip
         elif row is not None and row.end is not None and row.id not in self.sent and self.root is not None:
             self.sent.add(row.id)
             context = self._trace.set_span_in_context(self.root)
-            span = self.tracer.start_span(_name(row), context=context, start_time=self._ns(row.start),
-                                          attributes=_attributes(row))  # fmt: skip
-            span.end(end_time=self._ns(row.end))
+            _emit(self.tracer, context, row, self._ns(row.start), self._ns(row.end))
         elif isinstance(event, RunFinished) and self.root is not None:
             self.root.set_attribute("fastcode.status", event.status)
             self.root.end(end_time=self._ns(self.builder.last_t))
