@@ -156,8 +156,11 @@ def _eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"type": "summary", "out": str(out), **summary}), flush=True)
     else:
-        table = (out / "summary.md").read_text(encoding="utf-8").split("\n\n")
-        print("\n\n".join(table[:3]).strip())
+        from fastcode.core.tables import render
+        from fastcode.evals.report import headline, metrics
+
+        print(f"Eval: {summary['suite']}\n{headline(summary)}\n")
+        print(render(("metric", "value"), metrics(summary)))
         print(f"\nresults: {out}/ (summary.md, results.jsonl, predictions.jsonl)")
     failed = summary["errors"] or (mode == "gold" and summary["resolved"] < summary["instances"])
     return 1 if failed else 0

@@ -191,46 +191,52 @@ def _tests(r: InstanceResult) -> str:
     return f"{r.fail_to_pass or '-'} / {r.pass_to_pass or '-'}"
 
 
-def markdown(summary: dict[str, Any], results: list[InstanceResult]) -> str:
+def metrics(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """The summary's figures as (metric, value): the table of summary.md and of the terminal."""
     s = summary
     split = s["time_s"]
     spent = sum(split.values())
     share = " · ".join(f"{k} {v:.1f} s ({v / spent:.0%})" for k, v in split.items()) if spent else "-"
     cached = s["tokens"]["cached_share"]
-    agent = s["mode"] != "gold"
+    rows = [
+        ("resolved", f"{s['resolved']}/{s['instances']} ({s['resolved_pct']:.1f}%)"),
+        ("unresolved / errors", f"{s['unresolved']} / {s['errors']}"),
+    ]
+    if s["mode"] != "gold":
+        rows += [
+            ("agent wall, median / p95",
+             f"{_fmt(s['wall_s']['median'], ' s', 2)} / {_fmt(s['wall_s']['p95'], ' s', 2)}"),
+            ("agent seconds per resolved", _fmt(s["agent_s_per_resolved"], " s", 2)),
+            ("resolved@1 (first answer) / with search", f"{s['resolved_at_1']} / {s['resolved']}"),
+            ("median agent seconds of a resolved instance", _fmt(s["resolved_wall_s_median"], " s", 2)),
+            ("candidates drawn (instances searched, won by search)",
+             f"{s['candidates']['total']} ({s['candidates']['searched']}, {s['candidates']['won_by_search']})"),
+            ("model calls per instance", _fmt(s["model_calls"]["per_instance"])),
+            ("steps per instance", _fmt(s["steps_per_instance"])),
+            ("median TTFT", _fmt(s["ttft_ms_median"], " ms", 0)),
+            ("prompt tokens (cached share)", f"{s['tokens']['prompt']} ({'-' if cached is None else f'{cached:.0%}'})"),
+            ("time: model · tools · other", share),
+        ]  # fmt: skip
+    rows.append(("instance total (copy, setup, agent, tests), median / p95",
+                 f"{_fmt(s['instance_s']['median'], ' s', 2)} / {_fmt(s['instance_s']['p95'], ' s', 2)}"))  # fmt: skip
+    return rows
+
+
+def headline(summary: dict[str, Any]) -> str:
+    s = summary
     workers = f"{s['workers']} worker" + ("s" if s["workers"] != 1 else "")
-    lines = [
-        f"# Eval: {s['suite']}",
-        "",
-        f"{s['mode']} · model `{s['model']}` · {workers} · {s['run_wall_s']:.1f} s in all"
-        + (" · interrupted (continue with --resume)" if s.get("interrupted") else ""),
-        "",
-        "| metric | value |",
-        "|---|---|",
-        f"| resolved | **{s['resolved']}/{s['instances']} ({s['resolved_pct']:.1f}%)** |",
-        f"| unresolved / errors | {s['unresolved']} / {s['errors']} |",
-    ]
-    if agent:
-        lines += [
-            f"| agent wall, median / p95 | {_fmt(s['wall_s']['median'], ' s', 2)} / "
-            f"{_fmt(s['wall_s']['p95'], ' s', 2)} |",
-            f"| agent seconds per resolved | {_fmt(s['agent_s_per_resolved'], ' s', 2)} |",
-            f"| resolved@1 (first answer) / with search | {s['resolved_at_1']} / {s['resolved']} |",
-            f"| median agent seconds of a resolved instance | {_fmt(s['resolved_wall_s_median'], ' s', 2)} |",
-            f"| candidates drawn (instances searched, won by search) | {s['candidates']['total']} "
-            f"({s['candidates']['searched']}, {s['candidates']['won_by_search']}) |",
-            f"| model calls per instance | {_fmt(s['model_calls']['per_instance'])} |",
-            f"| steps per instance | {_fmt(s['steps_per_instance'])} |",
-            f"| median TTFT | {_fmt(s['ttft_ms_median'], ' ms', 0)} |",
-            f"| prompt tokens (cached share) | {s['tokens']['prompt']} "
-            f"({'-' if cached is None else f'{cached:.0%}'}) |",
-            f"| time: model · tools · other | {share} |",
-        ]
-    lines += [
-        f"| instance total (copy, setup, agent, tests), median / p95 | {_fmt(s['instance_s']['median'], ' s', 2)} / "
-        f"{_fmt(s['instance_s']['p95'], ' s', 2)} |",
-        "",
-    ]
+    return f"{s['mode']} · model `{s['model']}` · {workers} · {s['run_wall_s']:.1f} s in all" + (
+        " · interrupted (continue with --resume)" if s.get("interrupted") else ""
+    )
+
+
+def markdown(summary: dict[str, Any], results: list[InstanceResult]) -> str:
+    s = summary
+    agent = s["mode"] != "gold"
+    rows = metrics(s)
+    rows[0] = (rows[0][0], f"**{rows[0][1]}**")
+    lines = [f"# Eval: {s['suite']}", "", headline(s), "", "| metric | value |", "|---|---|"]
+    lines += [f"| {metric} | {value} |" for metric, value in rows] + [""]
     if not agent:
         lines += ["| instance | status | total s | tests F2P / P2P |", "|---|---|---:|---|"]
         lines += [f"| {r.instance_id} | {_status(r)} | {r.total_s:.2f} | {_tests(r)} |" for r in results]
