@@ -30,17 +30,16 @@ class Attempt:
         """Put every written file back as it was (delete the ones the attempt created); the paths, relative. A path
         that now leads out of `root` (the tests ran in between and may have swapped a folder for a symlink) is left
         alone: fastcode runs unconfined and must not write where it leads."""
-        for path, data in self.originals.items():
-            if not path.is_relative_to(root.resolve()):
+        base = root.resolve()
+        inside = {path: path.relative_to(base).as_posix() for path in self.originals if path.is_relative_to(base)}
+        for path, relative in inside.items():
+            if inside_repo(base, relative) != path.resolve():
                 continue
-            if inside_repo(root, path.relative_to(root.resolve()).as_posix()) != path.resolve():
-                continue
-            if data is None:
+            if (data := self.originals[path]) is None:
                 path.unlink(missing_ok=True)
             else:
                 atomic_write(path, data)
-        changed = sorted(path.relative_to(root.resolve()).as_posix() for path in self.originals
-                         if path.is_relative_to(root.resolve()))  # fmt: skip
+        changed = sorted(inside.values())
         self.originals.clear()
         return changed
 

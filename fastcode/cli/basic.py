@@ -43,13 +43,12 @@ def sandbox(args: argparse.Namespace) -> int:
     words = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not words:
         return fail("no command given: fastcode sandbox -- COMMAND")
-    flags = {"sandbox.mode": args.sandbox}
+    root, flags = _root(args), {"sandbox.mode": args.sandbox}
     try:
-        settings = load_settings(_root(args), overrides=args.overrides, flags=flags).settings
+        settings = load_settings(root, overrides=args.overrides, flags=flags).settings
     except ConfigError as exc:
         return fail(str(exc))
     secrets.configure(settings.security.env_deny, (p.api_key_env for p in settings.models.values()))
-    root = _root(args)
     box = Sandbox.from_settings(settings.sandbox, root)
     print(f"fastcode sandbox: {box.describe()}", file=sys.stderr)
     command = words[0] if len(words) == 1 else shlex.join(words)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from fastcode import __version__
-from fastcode.core.errors import fail
+from fastcode.core.errors import READER_GONE, fail, silence_output
 
 COMMANDS = ("exec", "config", "trace", "undo", "trust", "sandbox", "serve", "eval", "bench")
 MODULES = {"serve": "fastcode.cli.serve", "eval": "fastcode.cli.eval", "bench": "fastcode.bench.report"}
@@ -123,9 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except BrokenPipeError:  # `fastcode config show | head`: the reader is gone; exit quietly, as git does
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 141
+        silence_output()
+        return READER_GONE
 
 
 def _main(argv: list[str] | None) -> int:

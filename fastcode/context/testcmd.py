@@ -17,7 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastcode.core.events import TestsRun
 from fastcode.core.secrets import mask
@@ -46,8 +46,9 @@ class TestResult:
 
 _modes: dict[Path, str] = {}
 """Repo root -> `agent.test_runner` as `prestart` was told ("auto" when it was not called)."""
-_sandboxes: dict[Path, Sandbox] = {}
-"""Repo root -> the sandbox its test runs are confined by, as `prestart` was told (none when it was not called)."""
+_sandboxes: dict[Path, tuple[Sandbox, dict[str, Any]]] = {}
+"""Repo root -> the sandbox its test runs are confined by and the spec that confines its warm runner, as `prestart`
+was told (none when it was not called, or the sandbox is not enforced)."""
 
 
 def prestart(
@@ -65,11 +66,11 @@ def prestart(
     never raises, does nothing for other commands; a live runner is reused, so call it at the start of every run."""
     root = root.resolve()
     _modes[root] = runner
-    if sandbox is not None:
-        _sandboxes[root] = sandbox
+    confine = sandbox.runner_spec(root) if sandbox is not None and sandbox.active else None
+    if sandbox is not None and confine is not None:
+        _sandboxes[root] = (sandbox, confine)
     else:
         _sandboxes.pop(root, None)
-    confine = sandbox.runner_spec(root) if sandbox is not None and sandbox.active else None
     pool.keep_alive[root] = keep_alive_s
     if runner != "subprocess" and command and isinstance(invocation := pytest_invocation(command, root), Invocation):
         pool.prestart(invocation, root, confine)
@@ -140,10 +141,8 @@ async def run_tests(
     if select and "pytest" in command:
         shown = f"{command} {' '.join(shlex.quote(node) for node in select)}"
     invocation, note = pytest_invocation(command, root), ""
-    sandbox = _sandboxes.get(root.resolve())
-    active = sandbox is not None and sandbox.active
-    runner_spec = sandbox.runner_spec(root) if sandbox is not None and active else None
-    run_spec = sandbox.spec(cwd, nested=True) if sandbox is not None and active else None
+    sandbox, runner_spec = _sandboxes.get(root.resolve(), (None, None))
+    run_spec = sandbox.spec(cwd, nested=True) if sandbox is not None else None
     if isinstance(invocation, str):
         note = invocation
     elif _modes.get(root.resolve(), "auto") != "subprocess":

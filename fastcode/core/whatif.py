@@ -50,14 +50,11 @@ class WhatIf:
     """Model time per step (the calls of step 0 are the warm-ups' share beyond gathering)."""
 
 
-def _calls(builder: TraceBuilder) -> list[Row]:
-    return [r for r in builder.rows if r.kind == "model" and r.end is not None]
-
-
 def replay(builder: TraceBuilder, model: LatencyModel) -> WhatIf:
     recorded: dict[int, float] = {}
     predicted: dict[int, float] = {}
-    for row in (r for r in _calls(builder) if not r.warmup):
+    calls: list[Row] = [r for r in builder.rows if r.kind == "model" and r.end is not None]
+    for row in (r for r in calls if not r.warmup):
         span = (row.end or row.start) - row.start
         own = max(span - row.request_ms / 1000, 0.0) if row.request_ms else 0.0  # fastcode's part of the span
         recorded[row.step] = recorded.get(row.step, 0.0) + span
@@ -66,7 +63,7 @@ def replay(builder: TraceBuilder, model: LatencyModel) -> WhatIf:
             + own
             + model.call_s(row.prompt_tokens, row.cached_tokens, row.completion_tokens)
         )
-    warmups = [r for r in _calls(builder) if r.warmup]
+    warmups = [r for r in calls if r.warmup]
     if warmups:
         gather = next((r for r in builder.rows if r.kind == "phase" and r.label == "gather" and r.end), None)
         gathered = (gather.end - gather.start) if gather and gather.end else 0.0
@@ -80,13 +77,11 @@ def replay(builder: TraceBuilder, model: LatencyModel) -> WhatIf:
 
 
 def format_whatif(result: WhatIf, model: LatencyModel) -> str:
-    lines = [
-        f"latency model: TTFT {model.ttft_ms:g} ms, prefill {model.prefill_tps:g} tok/s, "
-        f"decode {model.decode_tps:g} tok/s, cached tokens x{model.cached_factor:g}",
-        f"{'step':>6}  {'model time recorded':>20}  {'would take':>12}",
-    ]
-    for step in result.steps:
-        label = "warmup" if step.step == 0 else str(step.step)
-        lines.append(f"{label:>6}  {step.recorded_s:>18.2f} s  {step.predicted_s:>10.2f} s")
-    lines.append(f"{'wall':>6}  {result.recorded_wall_s:>18.2f} s  {result.predicted_wall_s:>10.2f} s")
-    return "\n".join(lines)
+    from fastcode.core.tables import render
+
+    rows = [("warmup" if s.step == 0 else str(s.step), f"{s.recorded_s:.2f} s", f"{s.predicted_s:.2f} s")
+            for s in result.steps]  # fmt: skip
+    rows.append(("wall", f"{result.recorded_wall_s:.2f} s", f"{result.predicted_wall_s:.2f} s"))
+    heading = (f"latency model: TTFT {model.ttft_ms:g} ms, prefill {model.prefill_tps:g} tok/s, "
+               f"decode {model.decode_tps:g} tok/s, cached tokens x{model.cached_factor:g}")  # fmt: skip
+    return heading + "\n" + render(("step", "model time recorded", "would take"), rows, right=(0, 1, 2))

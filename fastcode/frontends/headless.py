@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 from typing import Any, TextIO
 
 from fastcode.agent.engine import Session
+from fastcode.core.errors import READER_GONE, silence_output
 from fastcode.core.events import (
     AttemptRejected,
     CandidateTested,
@@ -157,7 +157,7 @@ async def run_headless(session: Session, task: str, *, json_mode: bool) -> int:
                         sys.stderr.write(f"trace: {run_dir(session.root, event.run_id) / 'trace.jsonl'}\n")
                 except BrokenPipeError:  # `fastcode exec ... | head`: stop the run as Ctrl-C would, quietly
                     reader_gone = True
-                    _silence_output()
+                    silence_output()
                     session.interrupt()
             if isinstance(event, RunFinished):
                 exit_code = event.exit_code
@@ -165,20 +165,7 @@ async def run_headless(session: Session, task: str, *, json_mode: bool) -> int:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
         await spans.close()
-    return EXIT_READER_GONE if reader_gone else exit_code
-
-
-EXIT_READER_GONE = 141
-"""What a shell reports for a program whose reader went away (128 + SIGPIPE), as for `git log | head`."""
-
-
-def _silence_output() -> None:
-    """The reader of stdout (or stderr) is gone: point both at /dev/null, so nothing raises again, at exit included."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(devnull, stream.fileno())
-    os.close(devnull)
+    return READER_GONE if reader_gone else exit_code
 
 
 class SpanStream:

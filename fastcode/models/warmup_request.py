@@ -37,16 +37,19 @@ PROBE_TIMEOUT_S = 3.0
 _MAX_BODY = 4_000_000
 
 
+def _opener(url: str) -> urllib.request.OpenerDirector:
+    """A local server is never reached through $http_proxy."""
+    return urllib.request.build_opener(*([urllib.request.ProxyHandler({})] if is_loopback(url) else []))
+
+
 def _post(url: str, body: dict[str, Any], api_key: str | None, timeout_s: float) -> dict[str, Any]:
     headers = {"Content-Type": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
-    # A local server is never reached through $http_proxy.
-    handlers = [urllib.request.ProxyHandler({})] if is_loopback(url) else []
     deadline = time.monotonic() + timeout_s
     body = b""
-    with urllib.request.build_opener(*handlers).open(request, timeout=timeout_s) as response:
+    with _opener(url).open(request, timeout=timeout_s) as response:
         # The socket timeout bounds each read only: a server trickling bytes forever (keep-alive comments, an
         # endless page) must still end by the deadline.
         while piece := response.read1(65536):
@@ -64,9 +67,8 @@ def answers_http(base_url: str, api_key: str | None, timeout_s: float = PROBE_TI
     (stopped, deadlocked, a black hole behind a proxy) does not. Tells a slow endpoint from a dead one."""
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     request = urllib.request.Request(base_url.rstrip("/") + "/models", headers=headers)
-    handlers = [urllib.request.ProxyHandler({})] if is_loopback(base_url) else []
     try:
-        with urllib.request.build_opener(*handlers).open(request, timeout=timeout_s) as response:
+        with _opener(base_url).open(request, timeout=timeout_s) as response:
             response.read1(1)
         return True
     except urllib.error.HTTPError:

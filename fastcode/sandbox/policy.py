@@ -145,7 +145,7 @@ class Sandbox:
         in a child of a warm runner already confined by `runner_spec` (Landlock only, narrower)."""
         root = str(cwd.resolve())
         writable = [self.tmp(), *SHARED_WRITABLE, *self.writable] + ([root] if self.mode == "workspace-write" else [])
-        return self._spec(root, writable) | {"nested": nested}
+        return self._spec(root, writable, self.environ()) | {"nested": nested}
 
     def runner_spec(self, root: Path) -> dict[str, Any]:
         """What confines a warm test runner for `root` as a whole: it imports the repository's plugins (and whatever
@@ -153,9 +153,9 @@ class Sandbox:
         repository, fastcode's scratch folder (each session's $TMPDIR and the search's scratch copies are there) and
         the extra paths; it outlives the session, so runners are keyed by this spec."""
         writable = [str(root.resolve()), str(scratch_root(root)), *SHARED_WRITABLE, *self.writable]
-        return self._spec(str(root.resolve()), writable) | {"env": {}}
+        return self._spec(str(root.resolve()), writable, {})  # its runs bring their own $TMPDIR
 
-    def _spec(self, root: str, writable: list[str]) -> dict[str, Any]:
+    def _spec(self, root: str, writable: list[str], env: dict[str, str]) -> dict[str, Any]:
         cache = fastcode_cache()
         cache.mkdir(parents=True, exist_ok=True, mode=0o700)  # hidden only if it exists when the child confines
         return {
@@ -167,7 +167,7 @@ class Sandbox:
             "netns": self.support.namespaces and not self.network and not self.ports,
             "network": self.network,
             "ports": list(self.ports),
-            "env": self.environ(),
+            "env": env,
             "hidden": [str(cache)],
         }
 
