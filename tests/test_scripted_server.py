@@ -181,6 +181,26 @@ def test_llamacpp_timings(serve: Callable[..., ScriptedServer]) -> None:
     }
 
 
+def test_vllm_per_request_metrics(serve: Callable[..., ScriptedServer]) -> None:
+    script = {"turns": [{"content": "x"}, {"content": "y"}, {"content": "z"}, {"content": "a"}, {"content": "b"}]}
+    server = serve(script, flavor="vllm", latency=Latency(ttft_ms=30))
+    status, data = raw(server, "POST", "/v1/chat/completions", chat())
+    metrics = json.loads(data)["metrics"]
+    assert status == 200 and "timings" not in json.loads(data) and metrics["time_to_first_token_ms"] >= 30
+    assert set(metrics) == {"time_to_first_token_ms", "generation_time_ms", "queue_time_ms", "mean_itl_ms",
+                            "tokens_per_second"}  # fmt: skip
+    status, data = raw(server, "POST", "/v1/chat/completions", chat(stream=True))  # no usage asked: no metrics
+    assert status == 200 and b"metrics" not in data
+    usage = {"stream": True, "stream_options": {"include_usage": True}}
+    status, data = raw(server, "POST", "/v1/chat/completions", chat(**usage))
+    events = [json.loads(line[6:]) for line in data.decode().split("\n\n") if line.startswith("data: {")]
+    assert [e for e in events if e.get("metrics")] == [events[-1]]  # on the final usage chunk only
+    assert events[-1]["choices"] == [] and events[-1]["usage"]["completion_tokens"] > 0
+    assert events[-1]["metrics"]["time_to_first_token_ms"] >= 30
+    status, data = raw(server, "POST", "/v1/chat/completions", chat(n=2))  # n > 1: no single stream to time
+    assert status == 200 and json.loads(data)["metrics"] is None
+
+
 async def test_latency_model(serve: Callable[..., ScriptedServer]) -> None:
     server = serve(
         {"turns": [{"content": "one two three four five six seven"}]},

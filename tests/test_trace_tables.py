@@ -1,5 +1,6 @@
 """Issue 14: TTFT split into the wait and the server's own prefill where the server reports it (llama.cpp
-`timings.prompt_ms`), and tables that never cut a figure (trace show through rich, the TUI panel's widths)."""
+`timings.prompt_ms`, vLLM's per-request `metrics.time_to_first_token_ms`), and tables that never cut a figure (trace
+show through rich, the TUI panel's widths)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,20 @@ def test_a_llamacpp_server_splits_ttft_into_wait_and_prefill(sample_repo, isolat
     exported = json.loads((sample_repo / "t.json").read_text())["traceEvents"]
     args = next(e["args"] for e in exported if e.get("cat") == "model")
     assert args["server_prefill_ms"] == call["server_prefill_ms"] and args["wait_ms"] >= 0
+
+
+def test_a_vllm_server_with_per_request_metrics_splits_ttft_too(sample_repo, isolated_env, scripted) -> None:
+    server = scripted({"turns": [FINISH], "latency": {"ttft_ms": 120, "prefill_tps": 2000}}, flavor="vllm")
+    args = ["exec", "look", "--base-url", server.base_url, "--model", "m", "--json", *QUIET,
+            "-c", "agent.warmup='never'", "-c", "models.default.kind='vllm'"]  # fmt: skip
+    result = run_cli(args, cwd=sample_repo, env=isolated_env)
+    assert result.returncode == 0, result.stderr
+    assert server.requests[-1]["stream_options"] == {"include_usage": True}  # vLLM sends metrics on the usage chunk
+    (call,) = [json.loads(x) for x in result.stdout.splitlines() if '"model_call_finished"' in x]
+    assert call["server_prefill_ms"] > 100 and call["ttft_ms"] >= call["server_prefill_ms"]
+    (run,) = (sample_repo / ".fastcode" / "runs").iterdir()
+    (row,) = [r for r in build(read_trace(run / "trace.jsonl")).rows if r.kind == "model"]
+    assert row.server_prefill_ms == call["server_prefill_ms"] and row.wait_ms is not None
 
 
 def test_no_figure_is_cut(sample_repo, isolated_env, scripted) -> None:

@@ -20,6 +20,23 @@ def test_llama_cpp_timings() -> None:
     assert merge_token_counts(TokenCounts(), None, extra) == TokenCounts(940, 900, 12)
 
 
+def test_the_server_prefill_from_llama_cpp_timings_and_vllm_metrics() -> None:
+    llama = {"timings": {"cache_n": 0, "prompt_n": 40, "prompt_ms": 12.5}}
+    assert merge_token_counts(TokenCounts(), None, llama).prefill_ms == 12.5
+    vllm = {"metrics": {"time_to_first_token_ms": 85.2, "queue_time_ms": 12.3, "generation_time_ms": None}}
+    usage = {"prompt_tokens": 42, "completion_tokens": 128}
+    assert merge_token_counts(TokenCounts(), usage, vllm) == TokenCounts(42, 0, 128, 85.2)
+
+
+def test_a_missing_or_garbled_server_prefill_keeps_what_was_known() -> None:
+    known = TokenCounts(10, 0, 2, 30.0)
+    for garbage in (None, float("nan"), -1, 1e12, "85", True, [85]):
+        assert merge_token_counts(known, None, {"metrics": {"time_to_first_token_ms": garbage}}) == known
+        assert merge_token_counts(known, None, {"timings": {"prompt_ms": garbage}}) == known
+    for metrics in (None, "fast", [1], {}):  # vLLM sends `metrics: null` for n > 1
+        assert merge_token_counts(known, None, {"metrics": metrics}) == known
+
+
 def test_groq_usage_and_later_chunks_refine_earlier_ones() -> None:
     first = merge_token_counts(TokenCounts(), {"prompt_tokens": 5, "completion_tokens": 1}, {})
     groq = {"x_groq": {"usage": {"prompt_tokens": 50, "completion_tokens": 3,

@@ -116,8 +116,9 @@ class ModelCallFinished(Event):
     setup_ms: float = 0.0
     """Of `total_ms`, fastcode's own time before the request went out (the HTTP client made on the first call)."""
     server_prefill_ms: float | None = None
-    """The server's own time on the prompt where it reports it (llama.cpp `timings.prompt_ms`): `ttft_ms` minus this
-    is the wait before the server got to it (queue, network, fastcode's setup)."""
+    """The server's own time on the prompt where it reports it (llama.cpp `timings.prompt_ms`, vLLM
+    `metrics.time_to_first_token_ms` with `--enable-per-request-metrics`): `ttft_ms` minus this is the wait before the
+    server got to it (queue, network, fastcode's setup)."""
     decode_tps: float | None = None
     content: str = ""
     tool_calls: list[ToolCallSpec] = []

@@ -1,7 +1,9 @@
 """The `vllm serve` command line, tuned for an agent.
 
 `vllm serve MODEL --host 127.0.0.1 --port P --enable-prefix-caching --enable-prompt-tokens-details
---enable-auto-tool-choice --tool-call-parser PARSER --served-model-name NAME [--max-model-len N]`. The parser
+--enable-per-request-metrics --enable-auto-tool-choice --tool-call-parser PARSER --served-model-name NAME
+[--max-model-len N]`; per-request metrics give each answer the server's own time to the first token (its prefill,
+which the trace splits from the wait). The parser
 follows the model family (qwen3-coder -> qwen3_coder, qwen2.5 / qwen -> hermes, llama-3 -> llama3_json, mistral ->
 mistral, else hermes); when the installed vLLM lists its parsers and lacks the chosen one, hermes is used with a
 warning. The help is read with `serve --help=all` (newer vLLM prints only a summary for `--help`), else
@@ -61,6 +63,7 @@ def vllm_flags(opts: VllmOptions, text: str) -> tuple[list[Flag], list[str]]:
         Flag.of("--port", opts.port),
         Flag.of("--enable-prefix-caching", why="no prompt caching"),
         Flag.of("--enable-prompt-tokens-details", why="cached tokens are not reported"),
+        Flag.of("--enable-per-request-metrics", why="the server's own prefill time is not reported"),
         Flag.of("--enable-auto-tool-choice", why="no tool calls"),
         Flag.of("--tool-call-parser", parser, why="no tool calls"),
         Flag.of("--served-model-name", opts.name),

@@ -2,12 +2,13 @@
 
 Records TTFT (the first chunk carrying content, reasoning or a tool-call delta — not the role-only first chunk),
 decode time, prompt / cached / completion tokens (from `usage.prompt_tokens_details`, llama.cpp's `timings` or
-Groq's `x_groq.usage`), retries connection errors, 429 and 5xx with backoff (honouring `Retry-After` up to
-`retry_after_max_s`), and turns every other failure into an `EndpointError` with one plain line: an answer that is
-not an OpenAI chat completion (HTML from a proxy, garbage, another protocol), an `error` event in the stream, and
-the four deadlines — connect, first token (on top of the prompt's expected prefill), idle stream, whole request —
-each named by its setting. A non-streamed JSON completion is accepted. `openai` is imported on first use, never at
-module import.
+Groq's `x_groq.usage`) and the server's own prefill time (llama.cpp's `timings`, vLLM's `metrics`, which a stream
+carries on the usage chunk `stream_options.include_usage` asks for), retries connection errors, 429 and 5xx with
+backoff (honouring `Retry-After` up to `retry_after_max_s`), and turns every other failure into an `EndpointError`
+with one plain line: an answer that is not an OpenAI chat completion (HTML from a proxy, garbage, another protocol),
+an `error` event in the stream, and the four deadlines — connect, first token (on top of the prompt's expected
+prefill), idle stream, whole request — each named by its setting. A non-streamed JSON completion is accepted.
+`openai` is imported on first use, never at module import.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ class CallResult:
     setup_ms: float = 0.0
     """fastcode's own time before the request went out (making the HTTP client, on a profile's first call)."""
     server_prefill_ms: float = 0.0
-    """The server's own time on the prompt, where it reports it (llama.cpp); TTFT minus this is queue and network."""
+    """The server's own time on the prompt, where it reports it (llama.cpp, vLLM with per-request metrics); TTFT minus
+    this is queue and network."""
     more: list[CallResult] = field(default_factory=list)
     """The other choices of a request with `n` > 1 (their content and calls; usage is counted on this one)."""
 

@@ -1,5 +1,6 @@
 """What OpenAI-compatible servers report, read one way everywhere: token counts from `usage` (OpenAI, vLLM),
-llama.cpp's `timings` and Groq's `x_groq.usage`; and whether an endpoint lives on this machine.
+llama.cpp's `timings` and Groq's `x_groq.usage`, the server's own prefill time (llama.cpp `timings.prompt_ms`, vLLM's
+`metrics.time_to_first_token_ms`); and whether an endpoint lives on this machine.
 
 Standard library only: the fast-start path and the warm-up use it before pydantic or openai are loaded.
 """
@@ -24,7 +25,8 @@ class TokenCounts:
     cached: int = 0
     completion: int = 0
     prefill_ms: float = 0.0
-    """The server's own time on the prompt, where it says (llama.cpp `timings.prompt_ms`); 0 when it does not."""
+    """The server's own time on the prompt, where it says (llama.cpp `timings.prompt_ms`, vLLM
+    `metrics.time_to_first_token_ms`); 0 when it does not."""
 
 
 def _count(value: Any) -> int:
@@ -59,10 +61,14 @@ def merge_token_counts(counts: TokenCounts, usage: dict[str, Any] | None, extra:
         cache_n, prompt_n = _count(timings.get("cache_n")), _count(timings.get("prompt_n"))
         cached, prompt = max(cached, cache_n), max(prompt, cache_n + prompt_n)
         completion = max(completion, _count(timings.get("predicted_n")))
-        value = timings.get("prompt_ms")
-        prefill_ms = float(value) if _number(value) and 0 <= value < 1e9 else prefill_ms  # NaN fails both
+        prefill_ms = _ms(timings.get("prompt_ms"), prefill_ms)
+    metrics = extra.get("metrics")
+    if isinstance(metrics, dict):  # vLLM --enable-per-request-metrics: from scheduling to the first token
+        prefill_ms = _ms(metrics.get("time_to_first_token_ms"), prefill_ms)
     return TokenCounts(prompt, cached, completion, prefill_ms)
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _ms(value: Any, otherwise: float) -> float:
+    """A duration in milliseconds as a server sent it; `otherwise` for null, NaN, negative, absurd or not a number."""
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if is_number and 0 <= value < 1e9 else otherwise  # NaN fails both comparisons

@@ -1,6 +1,6 @@
-"""One scripted answer on the wire: its usage and llama.cpp-style timings from the latency model, sent as a plain
-chat.completion or as SSE chunks (a role-only first chunk, content, tool-call deltas, the finish and usage chunks),
-each chunk released on the latency model's clock."""
+"""One scripted answer on the wire: its usage, and llama.cpp-style `timings` or vLLM-style per-request `metrics` from
+the latency model, sent as a plain chat.completion or as SSE chunks (a role-only first chunk, content, tool-call
+deltas, the finish and usage chunks), each chunk released on the latency model's clock."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _pieces(text: str) -> list[str]:
 
 
 class Answer:
-    """One completion: its usage, timings, and the plain or SSE response."""
+    """One completion: its usage, timings or metrics, and the plain or SSE response."""
 
     def __init__(
         self,
@@ -85,6 +85,30 @@ class Answer:
         self.usage["total_tokens"] = self.usage["prompt_tokens"] + completion
         self.timings["predicted_n"], self.timings["predicted_ms"] = completion, self.decode_s * 1000
 
+    def _reports(self, usage_chunk: bool) -> dict[str, Any]:
+        """What the server family adds to an answer or to a stream's last chunk: llama.cpp its `timings`; vLLM
+        (`--enable-per-request-metrics`) its `metrics`, which a stream carries on the usage chunk only."""
+        if self.flavor == "llamacpp":
+            return {"timings": self.timings}
+        if self.flavor == "vllm" and usage_chunk:
+            return {"metrics": self._metrics()}
+        return {}
+
+    def _metrics(self) -> dict[str, Any] | None:
+        """vLLM's per-request metrics: `time_to_first_token_ms` counts from scheduling (the prefill); null for
+        `n` > 1."""
+        n = self.body.get("n")
+        if self.choices or (isinstance(n, int) and n > 1):
+            return None
+        tokens, busy_s = self.usage["completion_tokens"], self.prefill_s + self.decode_s
+        return {
+            "time_to_first_token_ms": self.prefill_s * 1000,
+            "generation_time_ms": self.decode_s * 1000,
+            "queue_time_ms": 0.0,
+            "mean_itl_ms": self.decode_s * 1000 / (tokens - 1) if tokens > 1 else None,
+            "tokens_per_second": tokens / busy_s if busy_s else None,
+        }
+
     def send(self) -> None:
         try:
             self._stream() if self.body.get("stream") else self._plain()
@@ -116,8 +140,7 @@ class Answer:
             "choices": [{"index": 0, "message": message, "finish_reason": self.finish, "logprobs": None}, *others],
             "usage": self.usage,
         }
-        if self.flavor == "llamacpp":
-            payload["timings"] = self.timings
+        payload |= self._reports(usage_chunk=True)
         self._sleep_until(self.t0 + self.prefill_s + self.decode_s)
         self.h.send_json(200, payload)
 
@@ -167,9 +190,7 @@ class Answer:
         if include_usage:
             emit(final)
             final = self._chunk(None) | {"usage": self.usage}
-        if self.flavor == "llamacpp":
-            final["timings"] = self.timings
-        emit(final)
+        emit(final | self._reports(usage_chunk=include_usage))
         h.wfile.write(b"data: [DONE]\n\n")
         h.wfile.flush()
 

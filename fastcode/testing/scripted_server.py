@@ -124,7 +124,7 @@ class ScriptedServer:
         host: str = "127.0.0.1",
         port: int = 0,
         latency: Latency | None = None,
-        flavor: Literal["openai", "llamacpp"] = "openai",
+        flavor: Literal["openai", "llamacpp", "vllm"] = "openai",
         replay: bool = False,
     ) -> None:
         self.script = Script.load(script)
@@ -134,6 +134,7 @@ class ScriptedServer:
         "exhausted")."""
         self.latency = latency or self.script.latency
         self.flavor = flavor
+        """What the answers carry beyond OpenAI's fields: llama.cpp `timings`, or vLLM per-request `metrics`."""
         self.host, self.port = host, port
         self.requests: list[dict[str, Any]] = []
         """Every JSON body received on /v1/chat/completions, in order, warm-ups included."""
@@ -324,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefill-tps", type=float)
     parser.add_argument("--decode-tps", type=float)
     parser.add_argument("--cached-prefill-factor", type=float)
-    parser.add_argument("--flavor", choices=["openai", "llamacpp"], default="openai")
+    parser.add_argument("--flavor", choices=["openai", "llamacpp", "vllm"], default="openai")
     parser.add_argument("--once", action="store_true", help="play the script once, then answer 'script exhausted'")
     args = parser.parse_args(argv)
     script = Script.load(Path(args.script))
