@@ -10,8 +10,12 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 from conftest import run_cli
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from fastcode.core.config import ModelProfile
+from fastcode.models.client import provider_name
 
 QUIET = ["-c", "agent.edit_first='never'", "-c", "context.enabled=false", "-c", "agent.auto_test=false"]
 READS = {"tool_calls": [{"name": "read_file", "arguments": {"path": "README.md"}},
@@ -120,6 +124,7 @@ def test_otlp_export_reaches_a_real_receiver_with_genai_names(sample_repo, isola
     assert "execute_tool read_file" in names and "execute_tool search" in names
     chat = next(_attributes(s) for s in spans if s.name == "chat m" and not _attributes(s)["fastcode.warmup"])
     assert chat["gen_ai.operation.name"] == "chat" and chat["gen_ai.request.model"] == "m"
+    assert chat["gen_ai.provider.name"] == "llama.cpp"  # a loopback endpoint, kind auto
     assert chat["gen_ai.usage.input_tokens"] > 0 and chat["gen_ai.usage.output_tokens"] > 0
     assert "gen_ai.usage.cache_read.input_tokens" in chat and chat["gen_ai.client.operation.time_to_first_chunk"] > 0
     chat_span = next(s for s in spans if s.name == "chat m")
@@ -180,3 +185,23 @@ def test_the_traces_endpoint_variable_and_options_before_the_run_id(sample_repo,
     bad = {**isolated_env, "OTEL_EXPORTER_OTLP_ENDPOINT": "not-a-url"}
     result = run_cli(["trace", "export", "--format", "otlp"], cwd=sample_repo, env=bad)
     assert result.returncode == 2 and "not an http(s) URL" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("base_url", "kind", "provider"),
+    [
+        ("https://api.openai.com/v1", "auto", "openai"),
+        ("https://api.groq.com/openai/v1", "auto", "groq"),
+        ("https://api.anthropic.com/v1/", "auto", "anthropic"),
+        ("https://api.mistral.ai/v1", "auto", "mistral_ai"),
+        ("https://api.deepseek.com/v1", "auto", "deepseek"),
+        ("https://api.x.ai/v1", "auto", "x_ai"),
+        ("https://generativelanguage.googleapis.com/v1beta/openai/", "auto", "gcp.gemini"),
+        ("http://127.0.0.1:8080/v1", "auto", "llama.cpp"),
+        ("http://gpu-box:8000/v1", "vllm", "vllm"),
+        ("http://gpu-box:8080/v1", "llamacpp", "llama.cpp"),
+        ("https://LLM.example.com/v1", "auto", "llm.example.com"),
+    ],
+)
+def test_the_provider_name_of_an_endpoint(base_url: str, kind: str, provider: str) -> None:
+    assert provider_name(ModelProfile(base_url=base_url, kind=kind)) == provider

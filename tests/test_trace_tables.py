@@ -45,7 +45,7 @@ def test_a_vllm_server_with_per_request_metrics_splits_ttft_too(sample_repo, iso
     assert call["server_prefill_ms"] > 100 and call["ttft_ms"] >= call["server_prefill_ms"]
     (run,) = (sample_repo / ".fastcode" / "runs").iterdir()
     (row,) = [r for r in build(read_trace(run / "trace.jsonl")).rows if r.kind == "model"]
-    assert row.server_prefill_ms == call["server_prefill_ms"] and row.wait_ms is not None
+    assert row.server_prefill_ms == call["server_prefill_ms"] and row.wait_ms is not None and row.provider == "vllm"
 
 
 def test_no_figure_is_cut(sample_repo, isolated_env, scripted) -> None:

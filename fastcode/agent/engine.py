@@ -53,7 +53,7 @@ from fastcode.core.prompts import render
 from fastcode.models import faststart
 from fastcode.models import messages as msg
 from fastcode.models.cache_warming import warm_targets, warm_up
-from fastcode.models.client import CallResult, ChatClient, EndpointError, server_kind
+from fastcode.models.client import CallResult, ChatClient, EndpointError, provider_name, server_kind
 from fastcode.models.warmup_request import PROBE_TIMEOUT_S, WarmupResult
 from fastcode.models.wire import is_loopback
 from fastcode.sandbox.policy import Sandbox
@@ -480,7 +480,8 @@ class Session:
         call_id = f"{self.turn}.{step}.{self.model_calls}"
         digest, broke = self.prefixes.check(f"{profile.base_url}|{profile.model}", tools, self.messages)
         common = dict(call_id=call_id, step=step, route=kind, profile=name, model=profile.model)
-        emit(ModelCallStarted, **common, base_url=profile.base_url, prefix_hash=digest, prefix_break=broke)
+        emit(ModelCallStarted, **common, base_url=profile.base_url, provider=provider_name(profile), prefix_hash=digest,
+             prefix_break=broke)  # fmt: skip
 
         thought = ThoughtStream()
 

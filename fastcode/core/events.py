@@ -68,6 +68,9 @@ class ModelCallStarted(Event):
     profile: str
     model: str
     base_url: str
+    provider: str = ""
+    """Who serves the model, as OpenTelemetry's `gen_ai.provider.name` says it ("openai", "llama.cpp", "vllm", or
+    the endpoint's host); "" in traces written before it was recorded."""
     prefix_hash: str = ""
     """Hash of every message before the newest user/tool message, with the tools."""
     prefix_break: bool = False

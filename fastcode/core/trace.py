@@ -51,6 +51,8 @@ class Row:
     server_prefill_ms: float | None = None
     request_ms: float | None = None
     """A model call's request alone, from sending it to the last token (the span adds fastcode's own work)."""
+    provider: str = ""
+    """Who serves a model call (`gen_ai.provider.name`: "openai", "llama.cpp", a host, …); "" when not recorded."""
 
     @property
     def ms(self) -> float | None:
@@ -127,6 +129,7 @@ class TraceBuilder:
                         model=event.model,
                         prefix_break=event.prefix_break,
                         warmup=event.warmup,
+                        provider=event.provider,
                     )
                 )
             case FirstToken() if row := self.by_id.get(event.call_id):

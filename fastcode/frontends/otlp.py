@@ -2,7 +2,7 @@
 `opentelemetry-sdk` OTLP/HTTP exporter to $OTEL_EXPORTER_OTLP_ENDPOINT (the `otel` extra).
 
 One root span per run (`invoke_agent fastcode`), a `chat {model}` span per model call
-(`gen_ai.operation.name = chat`, `gen_ai.request.model`, `gen_ai.usage.input_tokens`,
+(`gen_ai.operation.name = chat`, `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.usage.input_tokens`,
 `gen_ai.usage.cache_read.input_tokens`, `gen_ai.usage.output_tokens`, and the time to the first chunk and per output
 chunk under the `gen_ai.client.operation.*` names), an `execute_tool {name}` span per tool call and a span per phase
 and test run, all at the times they happened (the run's wall-clock start plus each span's offset).
@@ -39,6 +39,8 @@ def _attributes(row: Row) -> dict[str, Any]:
             "fastcode.step": row.step,
             "fastcode.warmup": row.warmup,
         }
+        if row.provider:
+            attributes["gen_ai.provider.name"] = row.provider
         if row.ttft_ms is not None:
             attributes["gen_ai.client.operation.time_to_first_chunk"] = row.ttft_ms / 1000
         if row.decode_tps:

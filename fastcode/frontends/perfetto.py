@@ -34,7 +34,7 @@ def _args(row: Row) -> dict[str, Any]:
     return {"step": row.step, "route": row.route, "model": row.model, "prompt_tokens": row.prompt_tokens,
             "cached_tokens": row.cached_tokens, "cached_share": share, "completion_tokens": row.completion_tokens,
             "ttft_ms": row.ttft_ms, "wait_ms": row.wait_ms, "server_prefill_ms": row.server_prefill_ms,
-            "decode_tps": row.decode_tps, "warmup": row.warmup}  # fmt: skip
+            "decode_tps": row.decode_tps, "warmup": row.warmup, "provider": row.provider}  # fmt: skip
 
 
 def _us(seconds: float) -> float:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fastcode.core.config import ModelProfile, Settings
 from fastcode.core.events import ModelCallFinished, ModelCallStarted
 from fastcode.models import faststart
-from fastcode.models.client import api_key, cache_hints, server_kind
+from fastcode.models.client import api_key, cache_hints, provider_name, server_kind
 from fastcode.models.warmup_request import WARMUP_TIMEOUT_S, WarmupResult, answers_http, warmup_request
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ async def warm_up(
         tools = tools_for(profile)
         call_id = f"warmup.{index}"
         common = dict(call_id=call_id, step=0, route="warmup", profile=name, model=profile.model, warmup=True)
-        emit(ModelCallStarted, **common, base_url=profile.base_url)
+        emit(ModelCallStarted, **common, base_url=profile.base_url, provider=provider_name(profile))
         early = faststart.take(faststart.target_key(profile.base_url, profile.model), messages, tools)
         if early is not None:
             result = await asyncio.wrap_future(early)

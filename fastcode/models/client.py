@@ -85,6 +85,27 @@ def server_kind(profile: ModelProfile) -> str:
     return "other"
 
 
+PROVIDERS = {
+    "api.openai.com": "openai",
+    "api.groq.com": "groq",
+    "api.anthropic.com": "anthropic",
+    "api.mistral.ai": "mistral_ai",
+    "api.deepseek.com": "deepseek",
+    "api.x.ai": "x_ai",
+    "generativelanguage.googleapis.com": "gcp.gemini",
+}
+"""Hosts of well-known providers -> their OpenTelemetry `gen_ai.provider.name`."""
+
+
+def provider_name(profile: ModelProfile) -> str:
+    """`gen_ai.provider.name` of a chat span: the well-known name of the host, else the server family (llama.cpp,
+    vllm), else the host itself."""
+    host = (urlparse(profile.base_url).hostname or "").lower()
+    if host in PROVIDERS:
+        return PROVIDERS[host]
+    return {"llamacpp": "llama.cpp", "vllm": "vllm"}.get(server_kind(profile), host)
+
+
 def cache_hints(profile: ModelProfile, cache_key: str) -> dict[str, Any]:
     """Extra request fields that keep the server's prompt cache warm across calls."""
     kind = server_kind(profile)
