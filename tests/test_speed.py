@@ -12,6 +12,7 @@ from fastcode.agent.prefix import PrefixTracker
 from fastcode.bench.case_study import CASE_SCRIPT, make_case_repo
 from fastcode.core.config import load_settings
 from fastcode.core.events import Event
+from fastcode.core.trace import build
 
 
 def _session(repo: Path, *overrides: str) -> Session:
@@ -44,7 +45,9 @@ async def test_first_call_already_sees_the_failure_and_the_code(tmp_path, isolat
     # One model call: edit + finish; the engine runs the failing test, then the whole command, then accepts.
     calls = [e for e in events if e.type == "model_call_finished" and not e.warmup]
     assert len(calls) == 1 and [c.route for c in calls] == ["plan"]
-    assert [e.passed for e in events if e.type == "tests_run"] == [False, True, True]
+    runs = [(e.passed, e.step) for e in events if e.type == "tests_run"]
+    assert runs == [(False, 0), (True, 1), (True, 1)]  # gathering's run, then the two after step 1's edit
+    assert [r.step for r in build(events).rows if r.kind == "tests"] == [0, 1, 1]  # so their spans say it too
     assert events[-1].status == "finished"
 
 

@@ -285,7 +285,7 @@ class Session:
         outcomes in the model's order and what fastcode adds after them (the test result, or a nudge)."""
         outcomes = await tools.run_turn([c for c in reply.parsed.calls if c.name != "finish"], step, tools.early)
         self._ran = (reply.mode, outcomes) if reply.mode.name == "native" else None
-        tests = await router.after_tools(state, outcomes, self, emit)
+        tests = await router.after_tools(state, outcomes, self, emit, step)
         finishes = [c for c in reply.parsed.calls if c.name == "finish"]
         if finishes:
             outcomes.append(await tools.finish(finishes[0], step, router.finish_declined(state, outcomes)))
@@ -416,7 +416,7 @@ class Session:
         elif outcome.winner is not None:  # apply it for real; the tests confirm it in the tree
             self.messages.append(tried.drawn.assistant)
             outcomes = await tools.run_turn([c for c in tried.drawn.calls if c.name != "finish"], 1)
-            after = await router.after_tools(state, outcomes, self, emit)
+            after = await router.after_tools(state, outcomes, self, emit, 1)
             self.messages.extend(mode.results([(o.call, o.output) for o in outcomes], after))
             if state.tests_passed:
                 text = tried.drawn.text or f"Candidate {tried.index} of {outcome.drawn} made the failing tests pass."

@@ -159,9 +159,12 @@ class Router:
             "if it cannot be fixed, call finish with the reason."
         )
 
-    async def after_tools(self, state: TurnState, outcomes: list[CallOutcome], repo: TestedRepo, emit: Emitter) -> str:
+    async def after_tools(
+        self, state: TurnState, outcomes: list[CallOutcome], repo: TestedRepo, emit: Emitter, step: int
+    ) -> str:
         """Record the turn; after an edit run the tests ourselves — first the tests that failed before, then, once
-        they pass, the whole command — and return the result as text for the model ("" when nothing ran)."""
+        they pass, the whole command — and return the result as text for the model ("" when nothing ran). `step`:
+        the step that edited (its test runs carry it in the trace)."""
         state.observe(outcomes)
         if not (self.settings.agent.auto_test and state.edited_last_step):
             return ""
@@ -174,12 +177,12 @@ class Router:
         result: TestResult | None = None
         if repo.failing_tests:
             focused = await run_tests_traced(command, repo.root, emit, timeout_s=timeout_s,
-                                             select=repo.failing_tests)  # fmt: skip
+                                             select=repo.failing_tests, step=step)  # fmt: skip
             # exit 4/5: pytest did not find those ids (renamed, parametrized oddly): the whole command decides
             result = focused if not focused.passed and focused.exit_code not in (4, 5) else None
         focus = result is not None
         if result is None:
-            result = await run_tests_traced(command, repo.root, emit, timeout_s=timeout_s)
+            result = await run_tests_traced(command, repo.root, emit, timeout_s=timeout_s, step=step)
         state.observe_tests(result.passed, result.output)
         return render(
             "tests_result",

@@ -113,11 +113,13 @@ async def run_tests_traced(
     timeout_s: float,
     select: list[str] | None = None,
     copy: Path | None = None,
+    step: int = 0,
 ) -> TestResult:
-    """Run the tests and put a TestsRun event (with the output's tail) in the trace."""
+    """Run the tests and put a TestsRun event (with the output's tail) in the trace; `step`: the step whose edit they
+    check (0: gathering context, before the first step)."""
     result = await run_tests(command, root, timeout_s=timeout_s, select=select, copy=copy)
     emit(TestsRun, command=result.command, exit_code=result.exit_code, passed=result.passed, ms=result.ms,
-         output_tail=result.output[-2000:], runner=result.runner, note=result.note)  # fmt: skip
+         output_tail=result.output[-2000:], runner=result.runner, note=result.note, step=step)  # fmt: skip
     return result
 
 

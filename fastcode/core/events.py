@@ -195,6 +195,8 @@ class TestsRun(Event):
     """"warm" (forked from the warm test runner, pytest already imported) or "subprocess"."""
     note: str = ""
     """Why a pytest command ran as a subprocess instead of warm ("" when it did not fall back)."""
+    step: int = 0
+    """The step whose edit the run checks; 0 while gathering context, before the first step."""
 
 
 class AttemptRejected(Event):

@@ -157,7 +157,7 @@ class TraceBuilder:
                     Row(
                         "tests",
                         f"tests:{event.seq}",
-                        0,
+                        event.step,
                         event.command + (" (warm)" if event.runner == "warm" else ""),
                         t - event.ms / 1000,
                         end=t,

@@ -49,7 +49,7 @@ def _attributes(row: Row) -> dict[str, Any]:
     if row.kind == "tool":
         return {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": row.label,
                 "gen_ai.tool.call.id": row.id, "fastcode.step": row.step, "fastcode.ok": row.ok}  # fmt: skip
-    return {"fastcode.kind": row.kind, "fastcode.ok": row.ok}
+    return {"fastcode.kind": row.kind, "fastcode.step": row.step, "fastcode.ok": row.ok}
 
 
 def _root_attributes(started: Any) -> dict[str, Any]:
