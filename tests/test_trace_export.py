@@ -187,6 +187,30 @@ def test_the_traces_endpoint_variable_and_options_before_the_run_id(sample_repo,
     assert result.returncode == 2 and "not an http(s) URL" in result.stderr
 
 
+def test_a_real_run_nests_gathering_under_gather_live_and_exported(sample_repo, isolated_env, scripted) -> None:
+    live, exported = _Receiver(), _Receiver()
+    server = scripted({"turns": [FINISH]})
+    args = ["exec", "look around", "--base-url", server.base_url, "--model", "m", "-c", "agent.edit_first='never'",
+            "-c", "agent.auto_test=false"]  # fmt: skip
+    try:
+        result = run_cli(args, cwd=sample_repo, env={**isolated_env, "OTEL_EXPORTER_OTLP_ENDPOINT": live.url})
+        export = ["trace", "export", "--format", "otlp"]
+        sent = run_cli(export, cwd=sample_repo, env={**isolated_env, "OTEL_EXPORTER_OTLP_ENDPOINT": exported.url})
+    finally:
+        live.server.shutdown()
+        exported.server.shutdown()
+    assert result.returncode == 0 and sent.returncode == 0, result.stderr + sent.stderr
+    for spans in (live.spans(), exported.spans()):
+        gather = next(s for s in spans if s.name == "gather")
+        parts = [s for s in spans if s.name.startswith("gather.")]
+        assert {s.name for s in parts} >= {"gather.git", "gather.map", "gather.search"}
+        assert all(s.parent_span_id == gather.span_id for s in parts)
+        assert all(gather.start_time_unix_nano <= s.start_time_unix_nano <= s.end_time_unix_nano
+                   <= gather.end_time_unix_nano for s in parts)  # fmt: skip
+        root = next(s for s in spans if s.name == "invoke_agent fastcode")
+        assert gather.parent_span_id == root.span_id
+
+
 @pytest.mark.parametrize(
     ("base_url", "kind", "provider"),
     [

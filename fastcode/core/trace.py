@@ -59,6 +59,13 @@ class Row:
         return None if self.end is None else round((self.end - self.start) * 1000, 2)
 
     @property
+    def parent_id(self) -> str:
+        """The phase a phase belongs to (`gather` for `gather.git`) as a row id; "" for none."""
+        if self.kind != "phase" or "." not in self.label:
+            return ""
+        return "phase:" + self.label.rpartition(".")[0]
+
+    @property
     def wait_ms(self) -> float | None:
         """Of the TTFT, what the server did not spend on the prompt (queue, network, setup), where it says."""
         if self.ttft_ms is None or self.server_prefill_ms is None:

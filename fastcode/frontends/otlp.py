@@ -4,8 +4,9 @@
 One root span per run (`invoke_agent fastcode`), a `chat {model}` span per model call
 (`gen_ai.operation.name = chat`, `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.usage.input_tokens`,
 `gen_ai.usage.cache_read.input_tokens`, `gen_ai.usage.output_tokens`, and the time to the first chunk and per output
-chunk under the `gen_ai.client.operation.*` names), an `execute_tool {name}` span per tool call and a span per phase
-and test run, all at the times they happened (the run's wall-clock start plus each span's offset).
+chunk under the `gen_ai.client.operation.*` names), an `execute_tool {name}` span per tool call and a span per
+phase and test run, all at the times they happened (the run's wall-clock start plus each span's offset). A phase
+named `gather.git` is a child of the `gather` phase's span; everything else is a child of the root.
 """
 
 from __future__ import annotations
@@ -61,12 +62,21 @@ def _root_attributes(started: Any) -> dict[str, Any]:
     }
 
 
-def _emit(tracer: Any, context: Any, row: Row, start_ns: int, end_ns: int) -> None:
-    """One ended span for `row`: a model call is a CLIENT span (GenAI conventions), a failed tool or test an ERROR."""
-    from opentelemetry.trace import SpanKind, Status, StatusCode
+def _start(tracer: Any, parent: Any, row: Row, start_ns: int) -> Any:
+    """The span of `row`, started under `parent`: a model call is a CLIENT span (GenAI conventions)."""
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
 
     kind = SpanKind.CLIENT if row.kind == "model" else SpanKind.INTERNAL
-    span = tracer.start_span(_name(row), context=context, kind=kind, start_time=start_ns, attributes=_attributes(row))
+    context = trace.set_span_in_context(parent)
+    return tracer.start_span(_name(row), context=context, kind=kind, start_time=start_ns, attributes=_attributes(row))
+
+
+def _end(span: Any, row: Row, end_ns: int) -> None:
+    """End `row`'s span with what its row knows by now; a failed tool or test run is an ERROR."""
+    from opentelemetry.trace import Status, StatusCode
+
+    span.set_attributes(_attributes(row))
     if not row.ok:
         span.set_status(Status(StatusCode.ERROR))
     span.end(end_time=end_ns)
@@ -105,7 +115,6 @@ def send(builder: TraceBuilder) -> int:
     if builder.started is None:
         raise ExportError("the trace has no run_started event")
     try:
-        from opentelemetry import trace
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
@@ -126,9 +135,10 @@ def send(builder: TraceBuilder) -> int:
     finished = builder.finished
     attributes = _root_attributes(builder.started) | {"fastcode.status": finished.status if finished else "unfinished"}
     root = tracer.start_span("invoke_agent fastcode", start_time=origin_ns, attributes=attributes)
-    context = trace.set_span_in_context(root)
+    made: dict[str, Any] = {}  # a phase's span, for the phases inside it (rows come in the order they started)
     for row in builder.rows:
-        _emit(tracer, context, row, ns(row.start), ns(row.end if row.end is not None else builder.last_t))
+        made[row.id] = span = _start(tracer, made.get(row.parent_id, root), row, ns(row.start))
+        _end(span, row, ns(row.end if row.end is not None else builder.last_t))
     root.end(end_time=ns(builder.last_t))
     provider.shutdown()
     finished_spans = spans.get_finished_spans()
@@ -139,19 +149,19 @@ def send(builder: TraceBuilder) -> int:
 
 
 class LiveExporter:
-    """Sends a run's spans while it runs (`OTEL_EXPORTER_OTLP_ENDPOINT` set): each model call, tool, phase and test
-    run as soon as it ends, the run's root span when it finishes; a batch processor sends them in the background, so
-    a slow or dead receiver never holds the run up (the SDK logs what it could not send)."""
+    """Sends a run's spans while it runs (`OTEL_EXPORTER_OTLP_ENDPOINT` set): each model call, tool and test run as
+    soon as it ends, a phase when it ends (its span started when it did, so the phases inside it have their parent),
+    the run's root span when it finishes; a batch processor sends them in the background, so a slow or dead receiver
+    never holds the run up (the SDK logs what it could not send)."""
 
     def __init__(self, url: str) -> None:
-        from opentelemetry import trace
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
         _quiet()
-        self._trace, self.url, self.failed = trace, url, False
+        self.url, self.failed = url, False
         otlp = OTLPSpanExporter(endpoint=url, timeout=2)  # at most ~2 s at the end of a run when nothing answers
         owner = self
 
@@ -174,6 +184,8 @@ class LiveExporter:
         self.root: Any = None
         self.origin_ns = 0
         self.sent: set[str] = set()
+        self.open: dict[str, Any] = {}
+        """Row id -> span not ended yet: phases under way."""
 
     def _ns(self, seconds: float) -> int:
         return self.origin_ns + int(seconds * 1e9)
@@ -186,17 +198,37 @@ class LiveExporter:
             self.builder = TraceBuilder()  # a follow-up turn: a new root span, times from its own start
             self.builder.add(event)
             self.sent.clear()
+            self.open.clear()
             self.origin_ns = int(datetime.fromisoformat(event.started_at).timestamp() * 1e9)
             self.root = self.tracer.start_span("invoke_agent fastcode", start_time=self.origin_ns,
                                                attributes=_root_attributes(event))  # fmt: skip
-        elif row is not None and row.end is not None and row.id not in self.sent and self.root is not None:
-            self.sent.add(row.id)
-            context = self._trace.set_span_in_context(self.root)
-            _emit(self.tracer, context, row, self._ns(row.start), self._ns(row.end))
+        elif row is not None and row.id not in self.sent and self.root is not None:
+            self._span(row)
         elif isinstance(event, RunFinished) and self.root is not None:
+            self._close("phase")  # what never finished ends with the run
             self.root.set_attribute("fastcode.status", event.status)
             self.root.end(end_time=self._ns(self.builder.last_t))
             self.root = None
+
+    def _span(self, row: Row) -> None:
+        """Start a phase's span when it starts; end a row's span when it ends."""
+        if row.end is None:
+            if row.kind == "phase":
+                self.open[row.id] = _start(self.tracer, self._parent(row), row, self._ns(row.start))
+            return
+        self.sent.add(row.id)
+        span = self.open.pop(row.id, None) or _start(self.tracer, self._parent(row), row, self._ns(row.start))
+        _end(span, row, self._ns(row.end))
+
+    def _close(self, *kinds: str) -> None:
+        """End the open spans of rows of these kinds, each at its row's end (else at the run's last event)."""
+        for row_id in [i for i in self.open if self.builder.by_id[i].kind in kinds]:
+            row = self.builder.by_id[row_id]
+            _end(self.open.pop(row_id), row, self._ns(row.end if row.end is not None else self.builder.last_t))
+
+    def _parent(self, row: Row) -> Any:
+        """The span of the phase `row` is part of while it is under way, else the run's root."""
+        return self.open.get(row.parent_id, self.root)
 
     def close(self) -> None:
         """Send what is left (about 2 s at most when the receiver is gone), and say once if anything was lost."""
