@@ -13,6 +13,7 @@ import pytest
 from test_small_models import _run, _session
 
 from fastcode.core.events import Event
+from fastcode.core.trace import build
 
 STATS = "mathutils/stats.py"
 FIX = {"path": STATS, "old": "range(len(values) - window)", "new": "range(len(values) - window + 1)"}
@@ -72,6 +73,12 @@ async def test_the_tests_choose_among_candidates_from_one_cached_prompt(
     assert (done.status, done.candidates, done.winner, done.summary) == ("finished", 2, 2, "Off by one.")
     assert _of(events, "search_finished")[0].winner == 2 and before != (sample_repo / STATS).read_text()
     assert _left_behind(private_tmp) == []  # the scratch copy is gone
+    rows = [r for r in build(events).rows if r.kind == "candidate"]  # on the timeline, the winner marked
+    assert [(r.label, r.step, r.ok, r.winner) for r in rows] == [
+        (f"candidate #1 {STATS} +1 -1", 1, False, False),
+        (f"candidate #2 {STATS} +1 -1", 1, True, True),
+    ]
+    assert [e.step for e in _of(events, "tests_run")][-1] == 1  # the winner's run in the tree, after step 1
 
 
 async def test_a_candidate_repeating_an_earlier_one_is_not_tested_again(sample_repo, isolated_env, scripted) -> None:

@@ -1,5 +1,7 @@
 """Issue 14: a real run's trace exported as Perfetto trace-event JSON (checked against the format's rules) and as
-OpenTelemetry spans received by a real OTLP/HTTP receiver (decoded with opentelemetry-proto), GenAI names included."""
+OpenTelemetry spans received by a real OTLP/HTTP receiver (decoded with opentelemetry-proto), GenAI names included;
+gathering's phases nested under `gather`, test runs with their step, and a test-time search's candidates on the
+timeline."""
 
 from __future__ import annotations
 
@@ -13,8 +15,24 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from fastcode.core.config import ModelProfile
+from fastcode.core.events import (
+    CandidateTested,
+    ModelCallFinished,
+    ModelCallStarted,
+    PhaseFinished,
+    PhaseStarted,
+    RunFinished,
+    RunStarted,
+    SearchFinished,
+    SearchStarted,
+)
+from fastcode.core.events import TestsRun as RanTests  # a name pytest would try to collect
+from fastcode.core.trace import build
+from fastcode.frontends import otlp
+from fastcode.frontends.perfetto import to_trace_events
 from fastcode.models.client import provider_name
 
 QUIET = ["-c", "agent.edit_first='never'", "-c", "context.enabled=false", "-c", "agent.auto_test=false"]
@@ -185,6 +203,112 @@ def test_the_traces_endpoint_variable_and_options_before_the_run_id(sample_repo,
     bad = {**isolated_env, "OTEL_EXPORTER_OTLP_ENDPOINT": "not-a-url"}
     result = run_cli(["trace", "export", "--format", "otlp"], cwd=sample_repo, env=bad)
     assert result.returncode == 2 and "not an http(s) URL" in result.stderr
+
+
+def _searched() -> list:
+    """A run that gathered (the tests failed), then searched: #1 failed, #2 repeated it, #3 won; the tests then pass."""
+    n = iter(range(100))
+    call = {"route": "plan", "profile": "default", "model": "m"}
+
+    def at(cls, t: float, **fields):
+        return cls(run_id="r", seq=next(n), t=t, **fields)
+
+    return [
+        at(RunStarted, 100.0, task="fix it", repo="/r", started_at="2026-12-04T00:00:00+00:00"),
+        at(PhaseStarted, 100.0, name="gather"),
+        at(PhaseStarted, 100.0, name="gather.git"),
+        at(PhaseStarted, 100.0, name="gather.tests"),
+        at(ModelCallStarted, 100.0, call_id="warmup.1", step=0, **call, base_url="u", warmup=True),  # an old trace
+        at(PhaseFinished, 100.05, name="gather.git", ms=50),
+        at(ModelCallFinished, 100.1, call_id="warmup.1", step=0, **call, warmup=True),
+        at(RanTests, 100.3, command="pytest -q", exit_code=1, passed=False, ms=280),
+        at(PhaseFinished, 100.3, name="gather.tests", ms=300),
+        at(PhaseFinished, 100.31, name="gather", ms=310),
+        at(SearchStarted, 100.4, step=1, samples=3),
+        at(ModelCallStarted, 100.4, call_id="1.1.1", step=1, **call, base_url="http://127.0.0.1:8080/v1",
+           provider="llama.cpp"),
+        at(ModelCallFinished, 101.0, call_id="1.1.1", step=1, **call, prompt_tokens=900, completion_tokens=40),
+        at(CandidateTested, 101.2, step=1, index=1, call_id="1.1.1", seed=1, result="failed", diff="calc.py +1 -1",
+           files=["calc.py"], tests_ms=150, detail="1 failed"),
+        at(ModelCallStarted, 101.2, call_id="1.1.2", step=1, **call, base_url="u", provider="llama.cpp"),
+        at(ModelCallFinished, 101.6, call_id="1.1.2", step=1, **call, prompt_tokens=900, completion_tokens=80),
+        at(CandidateTested, 101.6, step=1, index=2, call_id="1.1.2", seed=2, result="duplicate",
+           detail="the same as #1"),
+        at(CandidateTested, 101.8, step=1, index=3, call_id="1.1.2", seed=3, result="passed", diff="calc.py +2 -1",
+           files=["calc.py"], tests_ms=180),
+        at(SearchFinished, 101.8, step=1, drawn=3, distinct=2, winner=3, ms=1400),
+        at(RanTests, 102.1, command="pytest -q", exit_code=0, passed=True, ms=200, step=1),
+        at(RunFinished, 102.2, status="finished", candidates=3, winner=3),
+    ]  # fmt: skip
+
+
+def test_search_candidates_and_test_steps_in_the_rows_and_the_perfetto_trace() -> None:
+    builder = build(_searched())
+    candidates = [r for r in builder.rows if r.kind == "candidate"]  # the duplicate was not tested: no span
+    assert [(r.label, r.step, r.ok, r.winner) for r in candidates] == [
+        ("candidate #1 calc.py +1 -1", 1, False, False),
+        ("candidate #3 calc.py +2 -1", 1, True, True),
+    ]
+    assert [(round(r.start, 2), round(r.end, 2)) for r in candidates] == [(1.05, 1.2), (1.62, 1.8)]
+    assert [r.step for r in builder.rows if r.kind == "tests"] == [0, 1]  # gathering, then the step that edited
+    assert builder.totals().tool_s == pytest.approx(0.28 + 0.15 + 0.18 + 0.2)  # candidates' tests count as tools
+    data = to_trace_events(builder)
+    _check_trace_event_format(data)
+    tracks = {e["tid"]: e["args"]["name"] for e in data["traceEvents"] if e["name"] == "thread_name"}
+    spans = [e for e in data["traceEvents"] if e["ph"] == "X"]
+    tried = [e for e in spans if e["cat"] == "candidate"]
+    assert {tracks[e["tid"]] for e in tried} == {"search candidates"}
+    assert [e["args"] for e in tried] == [
+        {"step": 1, "ok": False, "index": 1, "seed": 1, "result": "failed", "diff": "calc.py +1 -1", "winner": False},
+        {"step": 1, "ok": True, "index": 3, "seed": 3, "result": "passed", "diff": "calc.py +2 -1", "winner": True},
+    ]
+    assert tried[1]["dur"] == pytest.approx(180_000, abs=1)
+    assert [e["args"]["step"] for e in spans if e["cat"] == "tests"] == [0, 1]
+
+
+def _check_spans(spans: list) -> None:
+    """Gathering's phases are children of `gather`; candidates, test steps and the provider are on their spans."""
+    by_name = {s.name: s for s in spans}
+    root, gather = by_name["invoke_agent fastcode"], by_name["gather"]
+    assert gather.parent_span_id == root.span_id
+    assert by_name["gather.git"].parent_span_id == gather.span_id
+    assert by_name["gather.tests"].parent_span_id == gather.span_id
+    assert by_name["pytest -q"].parent_span_id == root.span_id
+    tried = sorted((s for s in spans if s.name.startswith("search candidate #")), key=lambda s: s.name)
+    assert [s.name for s in tried] == ["search candidate #1", "search candidate #3"]
+    keys = ("fastcode.search.index", "fastcode.search.result", "fastcode.search.winner")
+    assert [tuple(_attributes(s)[k] for k in keys) for s in tried] == [(1, "failed", False), (3, "passed", True)]
+    assert [s.status.code for s in tried] == [Status.STATUS_CODE_ERROR, Status.STATUS_CODE_UNSET]  # a loser: ERROR
+    assert all(s.parent_span_id == root.span_id for s in tried)
+    steps = sorted(_attributes(s)["fastcode.step"] for s in spans if s.name == "pytest -q")
+    assert steps == [0, 1]
+    chats = [_attributes(s) for s in spans if s.name == "chat m"]
+    assert [a["gen_ai.provider.name"] for a in chats if not a["fastcode.warmup"]] == ["llama.cpp", "llama.cpp"]
+    assert [a for a in chats if a["fastcode.warmup"] and "gen_ai.provider.name" in a] == []  # not recorded: left out
+
+
+def test_otlp_export_nests_gathering_and_carries_candidates(monkeypatch) -> None:
+    receiver = _Receiver()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+    try:
+        assert otlp.send(build(_searched())) == 11
+    finally:
+        receiver.server.shutdown()
+    _check_spans(receiver.spans())
+
+
+def test_live_spans_nest_gathering_and_carry_candidates() -> None:
+    receiver = _Receiver()
+    live = otlp.LiveExporter(receiver.url + "/v1/traces")
+    try:
+        for event in _searched():
+            live(event)
+        live.close()
+    finally:
+        receiver.server.shutdown()
+    spans = receiver.spans()
+    assert len(spans) == 11 and len({s.span_id for s in spans}) == 11  # each span once
+    _check_spans(spans)
 
 
 def test_a_real_run_nests_gathering_under_gather_live_and_exported(sample_repo, isolated_env, scripted) -> None:

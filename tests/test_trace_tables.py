@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 
 from conftest import run_cli
+from test_trace_export import _searched
 
 from fastcode.core.trace import build, format_table, read_trace
-from fastcode.frontends.tui.latency import FIGURES_WIDTH, model_figures
+from fastcode.frontends.tui.latency import FIGURES_WIDTH, model_figures, waterfall
 
 QUIET = ["-c", "agent.edit_first='never'", "-c", "context.enabled=false", "-c", "agent.auto_test=false"]
 FINISH = {"tool_calls": [{"name": "finish", "arguments": {"summary": "done"}}]}
@@ -78,3 +79,20 @@ def test_command_line_tables_fit_their_widest_cell() -> None:
     text = render(("figure", "measured"), [("short", long), ("a much longer figure name", "1")], right=(1,))
     lines = text.splitlines()
     assert long in text and len({len(line) for line in lines}) == 1  # right-aligned: every line as wide
+
+
+def test_trace_show_lists_search_candidates_with_the_winner_marked() -> None:
+    lines = format_table(build(_searched())).splitlines()
+    lost = next(line for line in lines if "#1 failed" in line).split()
+    won = next(line for line in lines if "#3 passed" in line).split()
+    assert lost == ["1", "search", "#1", "failed", "150"]  # step, route, verdict, the candidate's test time
+    assert won == ["1", "search", "#3", "passed", "✓", "winner", "180"]
+    assert not any("#2" in line for line in lines)  # a duplicate was not tested
+    tests = [line.split() for line in lines if " tests " in line]
+    assert tests == [["tests", "failed", "280"], ["1", "tests", "passed", "200"]]  # gathering has no step
+    assert "tools 0.81 s" in lines[-2]
+
+
+def test_the_tui_panel_draws_search_candidates_and_marks_the_winner() -> None:
+    text = waterfall(build(_searched()), 120).plain()
+    assert "✓ candidate #3" in text and "  candidate #1" in text and "tools 0.81 s" in text

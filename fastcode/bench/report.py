@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from fastcode.bench.case_study import CASE_LATENCY, CASE_SCRIPT, LONG_SCRIPT, make_case_repo
-from fastcode.core.trace import build, read_trace, union_seconds
+from fastcode.core.trace import TOOL_KINDS, build, read_trace, union_seconds
 from fastcode.evals.report import percentile
 from fastcode.testing.scripted_server import ScriptedServer
 
@@ -57,7 +57,7 @@ def _agent_run(work: Path, name: str, script: dict, cache_home: Path) -> dict:
 
 
 def overheads(events: list) -> list[float]:
-    """Per step, in ms: step wall time minus the union of its model-call, tool and test spans."""
+    """Per step, in ms: step wall time minus the union of its model-call, tool, test and search-candidate spans."""
     builder = build(events)
     steps = {e.step: e.t - builder.origin for e in events if e.type == "step_started"}  # type: ignore[operator]
     ends = {e.step: e.t - builder.origin for e in events if e.type == "step_finished"}  # type: ignore[operator]
@@ -67,7 +67,7 @@ def overheads(events: list) -> list[float]:
         if end is None:
             continue
         busy = [(r.start, r.end) for r in builder.rows
-                if r.end is not None and not r.warmup and r.kind in ("model", "tool", "tests")
+                if r.end is not None and not r.warmup and r.kind in ("model", *TOOL_KINDS)
                 and begin <= r.start <= end]  # fmt: skip
         out.append(max(0.0, (end - begin - union_seconds(busy)) * 1000))
     return out

@@ -1,8 +1,9 @@
 """Events -> per-call rows and totals: what `fastcode trace show`, the TUI's latency panel and evals all display.
 
 `TraceBuilder` is fed events one at a time (live in the TUI, from trace.jsonl afterwards) and keeps one row per model
-call and per tool call on a shared time axis, plus totals: wall, model time, tool time (the union of tool spans, so
-parallel calls count once), everything else, and the cached share of prompt tokens.
+call, tool call, phase, test run and tested search candidate on a shared time axis, plus totals: wall, model time,
+tool time (the union of tool, test and candidate spans, so parallel calls count once), everything else, and the
+cached share of prompt tokens.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from fastcode.core.events import (
     AnyEvent,
+    CandidateTested,
     Event,
     FirstToken,
     ModelCallFinished,
@@ -20,18 +22,23 @@ from fastcode.core.events import (
     PhaseStarted,
     RunFinished,
     RunStarted,
+    SearchFinished,
     TestsRun,
     ToolFinished,
     ToolStarted,
     parse_event,
 )
 
+TOOL_KINDS = ("tool", "tests", "candidate")
+"""Row kinds that are fastcode's own work between model calls (the totals' tool time)."""
+
 
 @dataclass
 class Row:
-    """One span on the waterfall: a model call, a tool call or a phase. Times are seconds from the run start."""
+    """One span on the waterfall: a model call, a tool call, a phase, a test run or a search candidate's tests. Times
+    are seconds from the run start."""
 
-    kind: str  # "model", "tool", "phase", "tests"
+    kind: str  # "model", "tool", "phase", "tests", "candidate"
     id: str
     step: int
     label: str
@@ -53,6 +60,10 @@ class Row:
     """A model call's request alone, from sending it to the last token (the span adds fastcode's own work)."""
     provider: str = ""
     """Who serves a model call (`gen_ai.provider.name`: "openai", "llama.cpp", a host, …); "" when not recorded."""
+    candidate: CandidateTested | None = None
+    """A search candidate's draw and verdict (index, seed, result, diff)."""
+    winner: bool = False
+    """The search candidate the tests chose."""
 
     @property
     def ms(self) -> float | None:
@@ -171,7 +182,20 @@ class TraceBuilder:
                         ok=event.passed,
                     )
                 )
+            case CandidateTested() if event.tests_ms > 0:
+                label = f"candidate #{event.index}" + (f" {event.diff}" if event.diff else "")
+                return self._open(Row("candidate", f"candidate:{event.seq}", event.step, label,
+                                      t - event.tests_ms / 1000, end=t, ok=event.result == "passed",
+                                      candidate=event))  # fmt: skip
+            case SearchFinished() if row := self._candidate(event.winner):
+                row.winner = True
+                return row
         return None
+
+    def _candidate(self, index: int | None) -> Row | None:
+        """The latest search's tested candidate of that index."""
+        found = (r for r in reversed(self.rows) if r.candidate is not None and r.candidate.index == index)
+        return None if index is None else next(found, None)
 
     def _open(self, row: Row) -> Row:
         self.rows.append(row)
@@ -180,7 +204,7 @@ class TraceBuilder:
 
     def totals(self) -> Totals:
         calls = [r for r in self.rows if r.kind == "model" and r.end is not None]
-        tools = [(r.start, r.end) for r in self.rows if r.kind in ("tool", "tests") and r.end is not None]
+        tools = [(r.start, r.end) for r in self.rows if r.kind in TOOL_KINDS and r.end is not None]
         wall = self.last_t
         model_s = union_seconds([(r.start, r.end) for r in calls if not r.warmup])  # type: ignore[misc]
         tool_s = union_seconds(tools)  # type: ignore[arg-type]
@@ -215,8 +239,9 @@ def _fmt(value: float | None, digits: int = 0) -> str:
 
 def format_table(builder: TraceBuilder, width: int = 160) -> str:
     """The per-step table of `fastcode trace show` (a rich table: columns fit their widest figure, nothing is cut):
-    model calls with their tools, phases and test runs, then totals. `wait` and `prefill` split the TTFT where the
-    server reports its own prompt time (llama.cpp)."""
+    model calls with their tools, phases, test runs and search candidates (the winner marked), then totals. `wait` and
+    `prefill` split the TTFT where the server reports its own prompt time (llama.cpp, vLLM with per-request
+    metrics)."""
     from rich.table import Table
 
     from fastcode.core.tables import to_text
@@ -234,8 +259,8 @@ def format_table(builder: TraceBuilder, width: int = 160) -> str:
     for row in builder.rows:
         if row.kind == "phase":
             table.add_row("", "phase", row.label, *[""] * 6, _fmt(row.ms), "")
-        elif row.kind == "tests":
-            table.add_row("", "tests", "passed" if row.ok else "failed", *[""] * 6, _fmt(row.ms), "")
+        elif row.kind in ("tests", "candidate"):
+            table.add_row(str(row.step or ""), *_verdict(row), *[""] * 6, _fmt(row.ms), "")
         elif row.kind == "model":
             mark = " !prefix-break" if row.prefix_break else ""
             tools = "" if row.warmup else ", ".join(map(_tool_label, tools_by_step.get(row.step, [])))
@@ -253,6 +278,14 @@ def format_table(builder: TraceBuilder, width: int = 160) -> str:
     if builder.finished is not None:
         lines.append(f"status {builder.finished.status} (exit {builder.finished.exit_code})")
     return "\n".join(lines)
+
+
+def _verdict(row: Row) -> tuple[str, str]:
+    """The route and model columns of a test run ("tests", "passed") or a search candidate ("search",
+    "#2 passed ✓ winner")."""
+    if row.candidate is None:
+        return "tests", "passed" if row.ok else "failed"
+    return "search", f"#{row.candidate.index} {row.candidate.result}" + (" ✓ winner" if row.winner else "")
 
 
 def _tool_label(row: Row) -> str:

@@ -4,9 +4,10 @@
 One root span per run (`invoke_agent fastcode`), a `chat {model}` span per model call
 (`gen_ai.operation.name = chat`, `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.usage.input_tokens`,
 `gen_ai.usage.cache_read.input_tokens`, `gen_ai.usage.output_tokens`, and the time to the first chunk and per output
-chunk under the `gen_ai.client.operation.*` names), an `execute_tool {name}` span per tool call and a span per
-phase and test run, all at the times they happened (the run's wall-clock start plus each span's offset). A phase
-named `gather.git` is a child of the `gather` phase's span; everything else is a child of the root.
+chunk under the `gen_ai.client.operation.*` names), an `execute_tool {name}` span per tool call, a
+`search candidate #N` span per tested candidate fix, and a span per phase and test run, all at the times they happened
+(the run's wall-clock start plus each span's offset). A phase named `gather.git` is a child of the `gather` phase's
+span; everything else is a child of the root.
 """
 
 from __future__ import annotations
@@ -50,7 +51,11 @@ def _attributes(row: Row) -> dict[str, Any]:
     if row.kind == "tool":
         return {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": row.label,
                 "gen_ai.tool.call.id": row.id, "fastcode.step": row.step, "fastcode.ok": row.ok}  # fmt: skip
-    return {"fastcode.kind": row.kind, "fastcode.step": row.step, "fastcode.ok": row.ok}
+    attributes = {"fastcode.kind": row.kind, "fastcode.step": row.step, "fastcode.ok": row.ok}
+    if row.candidate is not None:
+        attributes |= {"fastcode.search.index": row.candidate.index, "fastcode.search.result": row.candidate.result,
+                       "fastcode.search.winner": row.winner}  # fmt: skip
+    return attributes
 
 
 def _root_attributes(started: Any) -> dict[str, Any]:
@@ -73,7 +78,7 @@ def _start(tracer: Any, parent: Any, row: Row, start_ns: int) -> Any:
 
 
 def _end(span: Any, row: Row, end_ns: int) -> None:
-    """End `row`'s span with what its row knows by now; a failed tool or test run is an ERROR."""
+    """End `row`'s span with what its row knows by now; a failed tool, test run or candidate is an ERROR."""
     from opentelemetry.trace import Status, StatusCode
 
     span.set_attributes(_attributes(row))
@@ -83,6 +88,8 @@ def _end(span: Any, row: Row, end_ns: int) -> None:
 
 
 def _name(row: Row) -> str:
+    if row.candidate is not None:
+        return f"search candidate #{row.candidate.index}"
     return {"model": f"chat {row.model}", "tool": f"execute_tool {row.label}"}.get(row.kind, row.label)
 
 
@@ -150,9 +157,10 @@ def send(builder: TraceBuilder) -> int:
 
 class LiveExporter:
     """Sends a run's spans while it runs (`OTEL_EXPORTER_OTLP_ENDPOINT` set): each model call, tool and test run as
-    soon as it ends, a phase when it ends (its span started when it did, so the phases inside it have their parent),
-    the run's root span when it finishes; a batch processor sends them in the background, so a slow or dead receiver
-    never holds the run up (the SDK logs what it could not send)."""
+    soon as it ends, a phase when it ends (its span started when it did, so the phases inside it have their parent), a
+    search's candidates when the search finishes (which one won is known then), the run's root span when it finishes;
+    a batch processor sends them in the background, so a slow or dead receiver never holds the run up (the SDK logs
+    what it could not send)."""
 
     def __init__(self, url: str) -> None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -185,13 +193,13 @@ class LiveExporter:
         self.origin_ns = 0
         self.sent: set[str] = set()
         self.open: dict[str, Any] = {}
-        """Row id -> span not ended yet: phases under way."""
+        """Row id -> span not ended yet: phases under way, candidates of a search under way."""
 
     def _ns(self, seconds: float) -> int:
         return self.origin_ns + int(seconds * 1e9)
 
     def __call__(self, event: Any) -> None:
-        from fastcode.core.events import RunFinished, RunStarted
+        from fastcode.core.events import RunFinished, RunStarted, SearchFinished
 
         row = self.builder.add(event)
         if isinstance(event, RunStarted):
@@ -202,23 +210,28 @@ class LiveExporter:
             self.origin_ns = int(datetime.fromisoformat(event.started_at).timestamp() * 1e9)
             self.root = self.tracer.start_span("invoke_agent fastcode", start_time=self.origin_ns,
                                                attributes=_root_attributes(event))  # fmt: skip
+        elif isinstance(event, SearchFinished):
+            self._close("candidate")
         elif row is not None and row.id not in self.sent and self.root is not None:
             self._span(row)
         elif isinstance(event, RunFinished) and self.root is not None:
-            self._close("phase")  # what never finished ends with the run
+            self._close("phase", "candidate")  # what never finished ends with the run
             self.root.set_attribute("fastcode.status", event.status)
             self.root.end(end_time=self._ns(self.builder.last_t))
             self.root = None
 
     def _span(self, row: Row) -> None:
-        """Start a phase's span when it starts; end a row's span when it ends."""
+        """Start a phase's span when it starts; end a row's span when it ends (a candidate's when its search does)."""
         if row.end is None:
             if row.kind == "phase":
                 self.open[row.id] = _start(self.tracer, self._parent(row), row, self._ns(row.start))
             return
         self.sent.add(row.id)
         span = self.open.pop(row.id, None) or _start(self.tracer, self._parent(row), row, self._ns(row.start))
-        _end(span, row, self._ns(row.end))
+        if row.kind == "candidate":
+            self.open[row.id] = span
+        else:
+            _end(span, row, self._ns(row.end))
 
     def _close(self, *kinds: str) -> None:
         """End the open spans of rows of these kinds, each at its row's end (else at the run's last event)."""

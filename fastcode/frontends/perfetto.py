@@ -1,9 +1,10 @@
 """A run's trace as Chrome / Perfetto trace-event JSON: what ui.perfetto.dev and chrome://tracing open.
 
-One process per run; one track per kind of span (model calls, tools, tests, phases), and a further track wherever
-spans of a kind overlap (parallel tools, concurrent warm-ups, gathering sources), so no track holds two spans that
-partly overlap. Complete events (`ph: "X"`, microseconds from the run start) carry tokens, cache share and TTFT in
-their args; a model call's first token is an instant event on its track.
+One process per run; one track per kind of span (model calls, tools, tests, search candidates, phases), and a
+further track wherever spans of a kind overlap (parallel tools, concurrent warm-ups, gathering sources), so no track
+holds two spans that partly overlap. Complete events (`ph: "X"`, microseconds from the run start) carry tokens, cache
+share and TTFT in their args (a search candidate: its index, seed, result, diff and whether it won); a model call's
+first token is an instant event on its track.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 
 from fastcode.core.trace import Row, TraceBuilder
 
-TRACK_ORDER = ("model", "tool", "tests", "phase")
-TRACK_NAMES = {"model": "model calls", "tool": "tools", "tests": "tests", "phase": "phases"}
+TRACK_ORDER = ("model", "tool", "tests", "candidate", "phase")
+TRACK_NAMES = {"model": "model calls", "tool": "tools", "tests": "tests", "candidate": "search candidates",
+               "phase": "phases"}  # fmt: skip
 
 
 def _lanes(rows: list[Row], end_of: dict[str, float]) -> list[list[Row]]:
@@ -28,6 +30,10 @@ def _lanes(rows: list[Row], end_of: dict[str, float]) -> list[list[Row]]:
 
 
 def _args(row: Row) -> dict[str, Any]:
+    if row.candidate is not None:
+        c = row.candidate
+        return {"step": row.step, "ok": row.ok, "index": c.index, "seed": c.seed, "result": c.result, "diff": c.diff,
+                "winner": row.winner}  # fmt: skip
     if row.kind != "model":
         return {"step": row.step, "ok": row.ok}
     share = round(row.cached_tokens / row.prompt_tokens, 3) if row.prompt_tokens else 0.0

@@ -2,8 +2,9 @@
 
 Every figure comes from `fastcode.core.trace.TraceBuilder` (the same rows and totals `fastcode trace show` prints),
 so the panel and the table always agree. Bars: a model call's wait for its first token is drawn with `░`, its
-decode with `█`; tool calls with `▆` (parallel calls overlap on separate rows); phases and tests with `▒`. A `!`
-before a model call marks a prompt-prefix break (the server's cache could not be reused).
+decode with `█`; tool calls with `▆` (parallel calls overlap on separate rows); phases, tests and a search
+candidate's tests with `▒` (the winning candidate marked `✓`). A `!` before a model call marks a prompt-prefix break
+(the server's cache could not be reused).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from fastcode.core.trace import Row, Totals, TraceBuilder
 
 WAIT, PREFILL, DECODE, TOOL, OTHER = "░", "▓", "█", "▆", "▒"
 STYLES = {"wait": "yellow", "prefill": "bold yellow", "decode": "bold green", "tool": "cyan", "phase": "magenta",
-          "tests": "blue"}  # fmt: skip
+          "tests": "blue", "candidate": "blue"}  # fmt: skip
 FIGURES_WIDTH = 36
 FIGURES_HEADER = f"{'prompt':>7} {'cache':>5} {'ttft':>6} {'tok/s':>6} {'ms':>8}"
 """Wide enough for every figure a run produces (9.9M prompt tokens, 16 min TTFT, 999,999 tok/s, 27 h calls): a
@@ -56,6 +57,8 @@ def row_label(row: Row) -> str:
     if row.kind == "model":
         step = "w" if row.warmup else str(row.step)
         return f"{step:>2} {row.route}·{row.model}"
+    if row.kind == "candidate":
+        return f"  {'✓' if row.winner else ' '} {row.label}"  # the mark first: a long label is cut at the end
     return f"    {row.label}" if row.kind == "tool" else f"   {row.kind if row.kind == 'tests' else row.label}"
 
 
@@ -111,7 +114,7 @@ def waterfall(builder: TraceBuilder, width: int, now: float | None = None) -> Wa
     lines = []
     for row in builder.rows:
         line = Text("!" if row.prefix_break else " ", "bold red")
-        line.append(_fit(row_label(row), label_w - 1), "dim" if row.kind in ("phase", "tests") else "")
+        line.append(_fit(row_label(row), label_w - 1), "dim" if row.kind in ("phase", "tests", "candidate") else "")
         line.append(" ")
         line.append_text(_bar(row, span, bar_w, now))
         line.append(" ")
