@@ -1,8 +1,14 @@
-"""`fastcode bench` runs end to end and prints every figure with its target (figures are not asserted here)."""
+"""`fastcode bench` runs end to end and prints every figure with its target (figures are not asserted here); the
+per-step overhead counts a search candidate's tests as busy time."""
 
 from __future__ import annotations
 
+import pytest
 from conftest import run_cli
+from test_trace_export import _searched
+
+from fastcode.bench.report import overheads
+from fastcode.core.events import StepFinished, StepStarted
 
 
 def test_bench_prints_every_agent_figure(tmp_path, isolated_env) -> None:
@@ -55,3 +61,13 @@ def test_big_inputs_bench_prints_a_row_per_case() -> None:
     assert [r[0] for r in tools] == [label for label, _, _ in big_inputs.CASES]
     assert all(" s, " in value and "MB peak" in value for _, value, _, _ in tools)
     assert [r[0].split(",")[0] for r in checkpoints] == [".git growth", "first write waits for the checkpoint (median)"]
+
+
+def test_the_step_overhead_counts_search_candidates_as_busy() -> None:
+    events = _searched()
+    search = next(i for i, e in enumerate(events) if e.type == "search_started")
+    events.insert(search, StepStarted(run_id="r", seq=90, t=100.4, step=1, route="plan"))
+    finished = next(i for i, e in enumerate(events) if e.type == "search_finished")
+    events.insert(finished + 1, StepFinished(run_id="r", seq=91, t=101.8, step=1, ms=1400))
+    # step 1 lasts 1.4 s: two model calls (0.6 s, 0.4 s) and two candidates' tests (0.15 s, 0.18 s) busy it
+    assert overheads(events) == [pytest.approx(70, abs=0.5)]
