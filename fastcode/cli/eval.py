@@ -1,7 +1,8 @@
 """`fastcode eval SUITE.jsonl ...` and `fastcode eval make-tasks REPO ...`: argument parsing and checks only.
 
-Bad input is one line on stderr and exit 2. A finished run exits 0 when no instance errored (and, with --gold,
-every instance resolved), 1 otherwise, 130 when interrupted.
+Bad input is one line on stderr and exit 2 (so is --ray without Ray installed); no Ray cluster answering is exit 3.
+A finished run exits 0 when no instance errored (and, with --gold, every instance resolved), 1 otherwise, 130 when
+interrupted.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ USAGE = 2
 
 class _Usage(Exception):
     pass
+
+
+class _Failed(Exception):
+    """Not the user's input: e.g. no Ray cluster answered (exit 3)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,7 +50,11 @@ def _positive(kind: type):
 def suite_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="fastcode eval", description="Run an eval suite (JSONL, SWE-bench fields) and report.")
     p.add_argument("suite", type=Path, help="suite file, one instance per line")
-    p.add_argument("--workers", type=_positive(int), default=1, help="instances run at once (default 1)")
+    p.add_argument(
+        "--workers",
+        type=_positive(int),
+        help="instances run at once (default 1; with --ray, as many as the cluster's CPUs allow)",
+    )
     p.add_argument("--limit", type=_positive(int), help="run only the first N selected instances")
     p.add_argument("--only", action="append", default=[], metavar="ID", help="run this instance (repeatable)")
     p.add_argument("--base-url", help="OpenAI-compatible endpoint for the agent")
@@ -66,6 +79,15 @@ def suite_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="skip instances already in --out (errors are retried)")
     p.add_argument("--json", action="store_true", help="no progress; one JSON line per instance, then the summary")
     p.add_argument("--keep", action="store_true", help="keep each instance's copy (its path goes in results)")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="auto",
+        metavar="ADDRESS",
+        help="run each instance as a Ray task: auto (an existing cluster, the default), local (start one here), "
+        "or a cluster address; needs pip install 'fastcode[scale]'",
+    )
+    p.add_argument("--ray-cpus", type=_positive(float), default=1.0, help="CPUs Ray reserves per instance (default 1)")
     return p
 
 
@@ -97,6 +119,9 @@ def main(argv: list[str]) -> int:
     except _Usage as exc:
         sys.stderr.write(f"fastcode eval: {exc}\n")
         return USAGE
+    except _Failed as exc:
+        sys.stderr.write(f"fastcode eval: {exc}\n")
+        return exc.exit_code
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
 
@@ -129,11 +154,13 @@ def _eval(args: argparse.Namespace) -> int:
     label = "gold" if args.gold else "scripted" if agent.scripted_dir else "agent"
     out = args.out or Path(".fastcode/evals") / f"{args.suite.stem}-{label}-{time.strftime('%Y%m%d-%H%M%S')}"
     chosen = select(entries, args.only, args.limit)
+    run = RunOptions(out=out.resolve(), mode=mode, agent=agent, keep=args.keep, failing_tests=args.failing_tests)
+    pool = _ray_pool(args, run) if args.ray else None
     job = SuiteRun(
         suite=args.suite,
         entries=chosen,
-        run=RunOptions(out=out.resolve(), mode=mode, agent=agent, keep=args.keep, failing_tests=args.failing_tests),
-        workers=args.workers,
+        run=run,
+        workers=args.workers or (pool.capacity() if pool else 1),
         resume=args.resume,
         model_name=model_name,
         order=[e.instance_id for e in entries],
@@ -142,14 +169,17 @@ def _eval(args: argparse.Namespace) -> int:
             "max_steps": args.max_steps,
             "timeout_s": args.timeout,
             "failing_tests": args.failing_tests,
-        },
+        }
+        | ({"ray": args.ray, "ray_cpus": args.ray_cpus} if args.ray else {}),
     )
 
     def emit(result) -> None:
         print(json.dumps({"type": "instance", **result.model_dump(exclude={"model_patch"})}), flush=True)
 
     try:
-        summary, _ = run_suite(job, stream=None if args.json else sys.stderr, on_result=emit if args.json else None)
+        summary, _ = run_suite(
+            job, stream=None if args.json else sys.stderr, on_result=emit if args.json else None, pool=pool
+        )
     except KeyboardInterrupt:
         sys.stderr.write(f"fastcode eval: interrupted; finished instances are in {out} (continue with --resume)\n")
         return 130
@@ -164,6 +194,18 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"\nresults: {out}/ (summary.md, results.jsonl, predictions.jsonl)")
     failed = summary["errors"] or (mode == "gold" and summary["resolved"] < summary["instances"])
     return 1 if failed else 0
+
+
+def _ray_pool(args: argparse.Namespace, run):
+    """The Ray pool for --ray: one line and exit 2 without Ray, exit 3 when no cluster answers."""
+    if args.keep:
+        raise _Usage("--keep does not combine with --ray: copies stay on the nodes that ran them")
+    from fastcode.evals.ray_pool import RayPool, RayUnavailable
+
+    try:
+        return RayPool(args.ray, run, cpus=args.ray_cpus)
+    except RayUnavailable as exc:
+        raise _Failed(str(exc), exc.exit_code) from None
 
 
 def _configure_agent(args: argparse.Namespace, agent) -> str:

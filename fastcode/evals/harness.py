@@ -1,8 +1,9 @@
-"""A suite run: pick the instances, run them on N workers, show progress, write the report.
+"""A suite run: pick the instances, run them on a pool of workers, show progress, write the report.
 
-Workers are threads that each drive one instance at a time; the agent, the tests and setup run in their own
-processes, so instances really run in parallel. Each finished instance is appended to results.jsonl at once;
-`--resume` skips the instances already there (errors are retried).
+The pool decides where an instance runs: `LocalPool` (threads on this machine, each driving one instance at a time;
+the agent, the tests and setup run in their own processes, so instances really run in parallel) or a Ray cluster
+(`evals.ray_pool`). The harness keeps at most `workers` instances in flight, appends each finished instance to
+results.jsonl at once, and `--resume` skips the instances already there (errors are retried).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from fastcode.evals import procs
 from fastcode.evals.instances import BrokenLine, Instance
@@ -34,12 +35,50 @@ class SuiteRun:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+class Pool(Protocol):
+    """Where instances run. `submit` returns at once; the future's result is the instance's result (an instance's
+    own failure is an `error` result, never an exception)."""
+
+    def describe(self) -> str:
+        """For the first progress line, e.g. "2 workers" or "Ray at 10.0.0.1:6379 (8 CPUs)"."""
+        ...
+
+    def submit(self, instance: Instance) -> Future[InstanceResult]: ...
+
+    def cancel(self) -> None:
+        """Ctrl-C: end the instances in flight and start no more."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LocalPool:
+    """Threads on this machine, one instance each."""
+
+    def __init__(self, workers: int, run: RunOptions) -> None:
+        self.workers, self.run = workers, run
+        self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eval")
+
+    def describe(self) -> str:
+        return f"{self.workers} worker" + ("s" if self.workers != 1 else "")
+
+    def submit(self, instance: Instance) -> Future[InstanceResult]:
+        return self._threads.submit(run_instance, instance, self.run)
+
+    def cancel(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        procs.kill_all()
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=True, cancel_futures=True)
+
+
 class Progress:
-    """done/total, resolved so far, elapsed and ETA on stderr: a status line rewritten every second on a terminal,
-    else one line per finished instance. Silent when `stream` is None (`--json`)."""
+    """done/total, resolved so far, running, elapsed and ETA on stderr: a status line rewritten every second on a
+    terminal, else one line per finished instance. Silent when `stream` is None (`--json`)."""
 
     def __init__(self, total: int, stream: TextIO | None) -> None:
-        self.total, self.stream, self.done, self.resolved = total, stream, 0, 0
+        self.total, self.stream, self.done, self.resolved, self.running = total, stream, 0, 0, 0
         self.started = time.perf_counter()
         self.tty = bool(stream and stream.isatty())
         self._lock = threading.Lock()
@@ -50,7 +89,8 @@ class Progress:
     def state(self) -> str:
         elapsed = time.perf_counter() - self.started
         eta = f"ETA {elapsed / self.done * (self.total - self.done):.0f} s" if self.done else "ETA -"
-        return f"[{self.done}/{self.total}] resolved {self.resolved}/{self.done} · {elapsed:.0f} s elapsed · {eta}"
+        return (f"[{self.done}/{self.total}] resolved {self.resolved}/{self.done} · {self.running} running · "
+                f"{elapsed:.0f} s elapsed · {eta}")  # fmt: skip
 
     def finished(self, result: InstanceResult) -> None:
         with self._lock:
@@ -95,10 +135,11 @@ def _broken(entry: BrokenLine) -> InstanceResult:
 
 
 def run_suite(
-    job: SuiteRun, *, stream: TextIO | None = sys.stderr, on_result=None
+    job: SuiteRun, *, stream: TextIO | None = sys.stderr, on_result=None, pool: Pool | None = None
 ) -> tuple[dict, list[InstanceResult]]:
-    """Run every selected entry; returns the summary and the results in suite order. KeyboardInterrupt ends the
-    children, keeps what finished, writes the report and re-raises."""
+    """Run every selected entry on `pool` (default: `job.workers` local threads), at most `job.workers` at once;
+    returns the summary and the results in suite order. KeyboardInterrupt ends the instances in flight, keeps what
+    finished, writes the report and re-raises."""
     procs.allow_starts()
     out = job.run.out
     out.mkdir(parents=True, exist_ok=True)
@@ -107,11 +148,11 @@ def run_suite(
         for name in ("results.jsonl", "predictions.jsonl"):
             (out / name).unlink(missing_ok=True)
     todo = [e for e in job.entries if e.instance_id not in done or done[e.instance_id].status == "error"]
+    pool = pool or LocalPool(max(1, job.workers), job.run)
     if stream is not None:
         skipped = f" ({len(job.entries) - len(todo)} already done)" if len(todo) < len(job.entries) else ""
         count = f"{len(todo)} instance" + ("s" if len(todo) != 1 else "")
-        workers = f"{job.workers} worker" + ("s" if job.workers != 1 else "")
-        stream.write(f"fastcode eval: {count}{skipped} on {workers} -> {out}\n")
+        stream.write(f"fastcode eval: {count}{skipped} on {pool.describe()} -> {out}\n")
         stream.flush()
     progress = Progress(len(todo), stream)
     started = time.perf_counter()
@@ -123,24 +164,25 @@ def run_suite(
             on_result(result)
 
     interrupted = False
-    pool = ThreadPoolExecutor(max_workers=max(1, job.workers), thread_name_prefix="eval")
     try:
-        pending: set[Future] = set()
         for entry in todo:
             if isinstance(entry, BrokenLine):
                 record(_broken(entry))
-            else:
-                pending.add(pool.submit(run_instance, entry, job.run))
-        while pending:
+        waiting = [e for e in todo if isinstance(e, Instance)]
+        pending: set[Future] = set()
+        while waiting or pending:
+            while waiting and len(pending) < max(1, job.workers):
+                pending.add(pool.submit(waiting.pop(0)))
+            progress.running = len(pending)
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            progress.running = len(pending)
             for future in finished:
                 record(future.result())
     except KeyboardInterrupt:
         interrupted = True
-        pool.shutdown(wait=False, cancel_futures=True)
-        procs.kill_all()
+        pool.cancel()
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.close()
         progress.close()
     order = job.order or [e.instance_id for e in job.entries]
     results = rewrite(out, order, job.model_name)

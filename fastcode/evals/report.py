@@ -225,6 +225,8 @@ def metrics(summary: dict[str, Any]) -> list[tuple[str, str]]:
 def headline(summary: dict[str, Any]) -> str:
     s = summary
     workers = f"{s['workers']} worker" + ("s" if s["workers"] != 1 else "")
+    if s.get("ray"):
+        workers += f" on Ray ({s['ray']})"
     return f"{s['mode']} · model `{s['model']}` · {workers} · {s['run_wall_s']:.1f} s in all" + (
         " · interrupted (continue with --resume)" if s.get("interrupted") else ""
     )

@@ -39,6 +39,8 @@ class RunOptions:
     failing_tests: bool = False
     """Show the agent the failing tests: `test_patch` is applied before it runs and its task starts with "fix the
     failing tests" (a "fix the failing test" task, as test-time search needs); the scored patch leaves them out."""
+    scratch_parent: Path | None = None
+    """Where the throwaway copy goes (default: the system's temp folder)."""
 
 
 def run_instance(instance: Instance, opts: RunOptions) -> InstanceResult:
@@ -47,7 +49,7 @@ def run_instance(instance: Instance, opts: RunOptions) -> InstanceResult:
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
     result = InstanceResult(instance_id=instance.instance_id, mode=opts.mode)
-    scratch = Path(tempfile.mkdtemp(prefix=f"fastcode-eval-{instance.instance_id}-"))
+    scratch = Path(tempfile.mkdtemp(prefix=f"fastcode-eval-{instance.instance_id}-", dir=opts.scratch_parent))
     try:
         _run(instance, opts, scratch, logs, result)
     except (InstanceError, WorkspaceError, AgentError) as exc:
