@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,24 +44,43 @@ def _ray_env() -> dict[str, str]:
     return env
 
 
-def _ray_processes(temp_dir: str) -> list[int]:
-    """Pids of processes that belong to the cluster (their command line names its temp folder or a Ray worker)."""
-    found = []
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) of every process."""
+    found = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if temp_dir in cmdline or cmdline.startswith("ray::"):
-            found.append(int(entry.name))
+        if entry.name.isdigit():
+            try:
+                found[int(entry.name)] = (_parent(int(entry.name)), _cmdline(int(entry.name)))
+            except (OSError, ValueError, IndexError):
+                continue
     return found
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie has ended; its parent, if any, reaps it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _cluster(temp_dir: str) -> list[int]:
+    """The cluster's processes: those started with its temp folder in their arguments (GCS, raylet, agents) and
+    everything below them (the workers). Never another cluster's: a developer's own Ray stays up."""
+    processes = _processes()
+    ours = {pid for pid, (_, cmdline) in processes.items() if temp_dir in cmdline and pid != os.getpid()}
+    grew = True
+    while grew:
+        below = {pid for pid, (parent, _) in processes.items() if parent in ours} - ours
+        ours |= below
+        grew = bool(below)
+    return sorted(ours)
 
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[str]:
-    """A real head node with 2 CPUs on loopback; yields its address."""
+    """A real head node with 2 CPUs on loopback; yields its address. Torn down by signalling its own processes (not
+    `ray stop`, which would stop every cluster on the machine)."""
     temp_dir = tempfile.mkdtemp(prefix="fcray-", dir="/tmp")  # short: Ray's socket paths live under it
     port = _free_port()
     start = [str(RAY), "start", "--head", f"--port={port}", "--num-cpus=2", "--node-ip-address=127.0.0.1",
@@ -70,13 +90,15 @@ def ray_cluster() -> Iterator[str]:
         assert started.returncode == 0, started.stdout + started.stderr
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([str(RAY), "stop", "--force"], env=_ray_env(), capture_output=True, timeout=120)
-        deadline = time.monotonic() + 20
-        while (left := _ray_processes(temp_dir)) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        pids = _cluster(temp_dir)  # once: a worker whose raylet is gone no longer has it as its parent
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + 15
+            while (left := [p for p in pids if _alive(p)]) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        shutil.rmtree(temp_dir, ignore_errors=True)
         assert not left, f"Ray processes left behind: {left}"
 
 
@@ -208,6 +230,30 @@ def test_a_killed_worker_is_retried_and_every_instance_is_accounted_for(
     assert not _node_scratch(out)
 
 
+def test_an_instance_whose_worker_keeps_dying_is_an_error_and_the_others_go_on(
+    ray_cluster: str, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    suite = _git_suite(tmp_path, {2: "exec sleep 302"})  # blocks on every attempt
+    out = tmp_path / "out"
+    proc = _start_eval(suite, ray_cluster, out, isolated_env)
+    try:
+        for _ in range(3):  # the first run and Ray's two retries
+            sleeper = _find(lambda cmd: cmd.startswith("sleep 302"), timeout=180)
+            worker = _parent(sleeper)
+            assert _cmdline(worker).startswith("ray::")
+            os.kill(worker, signal.SIGKILL)
+            os.kill(sleeper, signal.SIGKILL)
+            while Path(f"/proc/{sleeper}").exists():
+                time.sleep(0.05)
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, stderr  # a run with an errored instance exits 1
+    results = {r["instance_id"]: r for r in _lines(out / "results.jsonl")}
+    assert [results[i]["status"] for i in ("calc-0", "calc-1", "calc-2")] == ["resolved", "resolved", "error"]
+    assert results["calc-2"]["error"] == "its Ray worker died 3 times (Ray retried it 2 times)"
+
+
 def test_ctrl_c_cancels_the_tasks_in_flight_and_keeps_what_finished(
     ray_cluster: str, tmp_path: Path, isolated_env: dict[str, str]
 ) -> None:
@@ -256,3 +302,23 @@ def test_without_ray_installed_the_flag_says_what_to_install(tmp_path: Path, iso
 def test_keep_does_not_combine_with_ray(tmp_path: Path, isolated_env: dict[str, str]) -> None:
     done = run_cli(["eval", str(BUNDLED), "--gold", "--ray", "local", "--keep"], cwd=tmp_path, env=isolated_env)
     assert done.returncode == 2 and "--keep does not combine with --ray" in done.stderr
+
+
+@pytest.mark.parametrize(("token", "mode", "expected"), [(True, None, "token"), (False, None, None),
+                                                         (True, "disabled", "disabled")])  # fmt: skip
+def test_a_driver_uses_token_auth_as_ray_start_does(
+    token: bool, mode: str | None, expected: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastcode.evals.ray_pool import _token_auth_like_ray_start
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    monkeypatch.setenv("RAY_AUTH_MODE", mode or "")  # recorded first, so whatever the call sets is undone
+    if mode is None:
+        monkeypatch.delenv("RAY_AUTH_MODE")
+    if token:
+        (tmp_path / ".ray").mkdir()
+        (tmp_path / ".ray" / "auth_token").write_text("x" * 64)
+    _token_auth_like_ray_start()
+    assert os.environ.get("RAY_AUTH_MODE") == expected

@@ -89,6 +89,8 @@ class RayPool:
     """Instances as Ray tasks; `--workers` (or the cluster's CPUs / `cpus`) of them in flight at once."""
 
     def __init__(self, address: str, run: RunOptions, *, cpus: float = 1.0) -> None:
+        if address != "local":
+            _token_auth_like_ray_start()  # before Ray is imported: it reads RAY_AUTH_MODE once
         try:
             import ray
         except ImportError:
@@ -180,6 +182,17 @@ class RayPool:
         self.ray.shutdown()
 
 
+def _token_auth_like_ray_start() -> None:
+    """Ray >= 2.5x: `ray start` turns token authentication on when a token exists (~/.ray/auth_token, which a local
+    `ray.init()` creates) and RAY_AUTH_MODE is unset, but a driver connecting to that cluster does not, and fails with
+    "InvalidAuthToken". Apply the same rule here, so `--ray auto` reaches a cluster `ray start` made on this machine."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def _target(address: str) -> tuple[str, int] | None:
     """The host and port `ray.init(address)` would connect to, where it can be told: an explicit `host:port`
     (or `ray://host:port`), or for `auto` the cluster `ray start` recorded ($RAY_ADDRESS first). None: Ray decides
@@ -187,7 +200,8 @@ def _target(address: str) -> tuple[str, int] | None:
     if address == "auto":
         address = os.environ.get("RAY_ADDRESS", "")
         if not address:
-            recorded = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+            base = os.environ.get("RAY_TMPDIR") or os.environ.get("TMPDIR") or "/tmp"  # where Ray records it
+            recorded = Path(base) / "ray" / "ray_current_cluster"
             address = recorded.read_text().strip() if recorded.is_file() else ""
     host, _, port = address.removeprefix("ray://").rpartition(":")
     return (host.strip("[]"), int(port)) if host and port.isdigit() else None
