@@ -26,8 +26,10 @@ from fastcode.evals.workspace import IDENTITY
 pytest.importorskip("ray", reason="the scale extra (Ray) is not installed")
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = ROOT / "evals" / "suites" / "bundled.jsonl"
+SUITES = ROOT / "evals" / "suites"
+BUNDLED = SUITES / "bundled.jsonl"
 RAY = Path(sys.executable).parent / "ray"
+FAST_TESTS = "agent.test_cmd=PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python -m pytest -q"
 TEST_CMD = "python -m pytest -q -p no:cacheprovider"
 
 
@@ -132,6 +134,25 @@ def test_the_bundled_suite_through_ray_matches_a_local_run(
         assert (folder / "tests.log").is_file() and (folder / "model.patch").is_file()
         assert (folder / "model.patch").read_text() == (local / "instances" / result["instance_id"] / "model.patch")\
             .read_text()  # fmt: skip
+
+
+def test_the_real_agent_runs_in_a_ray_task_on_a_shipped_trajectory(
+    ray_cluster: str, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    """The agent path: each task gets its scripted trajectory with it, starts its own scripted server and runs
+    `fastcode exec` in its copy; the trace comes back to the driver."""
+    out = tmp_path / "out"
+    args = ["eval", str(BUNDLED), "--model", f"scripted:{SUITES / 'scripted'}", "--ray", ray_cluster,
+            "--only", "textkit-wrap-exact-width", "--only", "stockroom-sku-case", "--out", str(out),
+            "-c", FAST_TESTS, "--max-steps", "8"]  # fmt: skip
+    done = run_cli(args, cwd=tmp_path, env=isolated_env | {"PYTHONPATH": str(ROOT)}, timeout=600)
+    assert done.returncode == 0, done.stderr + done.stdout
+    results = {r["instance_id"]: r for r in _lines(out / "results.jsonl")}
+    assert list(results) == ["textkit-wrap-exact-width", "stockroom-sku-case"]
+    for result in results.values():
+        assert result["resolved"] and result["agent_status"] == "finished" and result["model_calls"] == 4
+        assert result["trace"] == str(out / "instances" / result["instance_id"] / "trace.jsonl")
+        assert Path(result["trace"]).is_file() and result["cached_tokens"] > 0
 
 
 def _git(cwd: Path, *args: str) -> str:
