@@ -79,6 +79,9 @@ async def test_the_tests_choose_among_candidates_from_one_cached_prompt(
         (f"candidate #2 {STATS} +1 -1", 1, True, True),
     ]
     assert [e.step for e in _of(events, "tests_run")][-1] == 1  # the winner's run in the tree, after step 1
+    # the winner passed the failing tests and the whole command in the copy: the whole command alone confirms it
+    after = events[events.index(_of(events, "search_finished")[0]) :]
+    assert [e.command for e in _of(after, "tests_run")] == [_of(events, "tests_run")[0].command]
 
 
 async def test_a_candidate_repeating_an_earlier_one_is_not_tested_again(sample_repo, isolated_env, scripted) -> None:

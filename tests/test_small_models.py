@@ -75,7 +75,8 @@ async def test_finish_is_declined_while_the_tests_fail(sample_repo, isolated_env
 
 async def test_failing_tests_run_first_after_an_edit(sample_repo, isolated_env, scripted) -> None:
     server = scripted({"turns": [_edit_and_finish(FIX)]})
-    events = await _run(_session(sample_repo, server.base_url))
+    # an edit of the loop (a search's winner passed both in a scratch copy already: the whole command alone confirms it)
+    events = await _run(_session(sample_repo, server.base_url, "agent.edit_first='never'"))
     runs = [e for e in events if e.type == "tests_run"]
     # gathered run (fails), the previously failing test alone (passes), then the whole command (passes)
     assert [r.passed for r in runs] == [False, True, True]

@@ -42,12 +42,14 @@ async def test_first_call_already_sees_the_failure_and_the_code(tmp_path, isolat
     assert ".fastcode" not in first_user  # fastcode's own state never leaks into the context
     phases = {e.name for e in events if e.type == "phase_finished"}
     assert {"gather", "gather.git", "gather.map", "gather.search", "gather.tests"} <= phases
-    # One model call: edit + finish; the engine runs the failing test, then the whole command, then accepts.
+    # One model call: edit + finish. The edit passed the failing test, then the whole command, in a scratch copy
+    # (the search's first candidate); in the tree the whole command alone confirms it, then the run accepts.
     calls = [e for e in events if e.type == "model_call_finished" and not e.warmup]
     assert len(calls) == 1 and [c.route for c in calls] == ["plan"]
+    assert [(c.index, c.result) for c in events if c.type == "candidate_tested"] == [(1, "passed")]
     runs = [(e.passed, e.step) for e in events if e.type == "tests_run"]
-    assert runs == [(False, 0), (True, 1), (True, 1)]  # gathering's run, then the two after step 1's edit
-    assert [r.step for r in build(events).rows if r.kind == "tests"] == [0, 1, 1]  # so their spans say it too
+    assert runs == [(False, 0), (True, 1)]  # gathering's run, then the confirmation after step 1's edit
+    assert [r.step for r in build(events).rows if r.kind == "tests"] == [0, 1]  # so their spans say it too
     assert events[-1].status == "finished"
 
 

@@ -416,7 +416,7 @@ class Session:
         elif outcome.winner is not None:  # apply it for real; the tests confirm it in the tree
             self.messages.append(tried.drawn.assistant)
             outcomes = await tools.run_turn([c for c in tried.drawn.calls if c.name != "finish"], 1)
-            after = await router.after_tools(state, outcomes, self, emit, 1)
+            after = await router.after_tools(state, outcomes, self, emit, 1, verified=True)
             self.messages.extend(mode.results([(o.call, o.output) for o in outcomes], after))
             if state.tests_passed:
                 text = tried.drawn.text or f"Candidate {tried.index} of {outcome.drawn} made the failing tests pass."

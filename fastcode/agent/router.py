@@ -160,11 +160,19 @@ class Router:
         )
 
     async def after_tools(
-        self, state: TurnState, outcomes: list[CallOutcome], repo: TestedRepo, emit: Emitter, step: int
+        self,
+        state: TurnState,
+        outcomes: list[CallOutcome],
+        repo: TestedRepo,
+        emit: Emitter,
+        step: int,
+        *,
+        verified: bool = False,
     ) -> str:
         """Record the turn; after an edit run the tests ourselves — first the tests that failed before, then, once
         they pass, the whole command — and return the result as text for the model ("" when nothing ran). `step`:
-        the step that edited (its test runs carry it in the trace)."""
+        the step that edited (its test runs carry it in the trace). `verified`: the edit already passed the failing
+        tests and the whole command in a scratch copy (a search's winner), so the whole command alone confirms it."""
         state.observe(outcomes)
         if not (self.settings.agent.auto_test and state.edited_last_step):
             return ""
@@ -175,7 +183,7 @@ class Router:
             return f"(fastcode did not run `{command}` after the edit: running the tests needs approval, declined)"
         timeout_s = min(300.0, self.settings.agent.timeout_s)
         result: TestResult | None = None
-        if repo.failing_tests:
+        if repo.failing_tests and not verified:
             focused = await run_tests_traced(command, repo.root, emit, timeout_s=timeout_s,
                                              select=repo.failing_tests, step=step)  # fmt: skip
             # exit 4/5: pytest did not find those ids (renamed, parametrized oddly): the whole command decides

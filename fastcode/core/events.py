@@ -241,6 +241,7 @@ class CandidateTested(Event):
     """A short summary: each file with lines added and removed ("calc.py +1 -1")."""
     files: list[str] = []
     tests_ms: float = 0.0
+    """Its tests in the scratch copy, end to end (the failing tests, then the whole command when they pass)."""
     detail: str = ""
     """Why it lost: the tests' last line, the edit's error, or the candidate it repeats."""
 
