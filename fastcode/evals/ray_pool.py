@@ -71,7 +71,8 @@ def run_remote(instance_data: dict[str, Any], pack: RepoPack | None, run: RunOpt
         files = collect_files(scratch / "out" / "instances" / instance_id)
         return {"result": result.model_dump(), "files": files, "node": os.uname().nodename}
     except WorkspaceError as exc:
-        return {"result": InstanceResult(instance_id=instance_id, error=str(exc)).model_dump(), "files": {}}
+        failed = InstanceResult(instance_id=instance_id, mode=run.mode, error=str(exc))
+        return {"result": failed.model_dump(), "files": {}}
     except KeyboardInterrupt:  # ray.cancel: end what this instance started on the node
         procs.kill_all()
         raise
@@ -105,10 +106,7 @@ class RayPool:
             # ray.init would retry a dead address for many minutes
             raise RayUnavailable(f"no Ray cluster at {address!r} ({target[0]}:{target[1]} refuses): {CONNECT_HELP}", 3)
         try:
-            if address == "local":
-                ray.init(**kwargs)
-            else:
-                ray.init(address=address, **kwargs)
+            ray.init(address=address, **kwargs)  # "local": a new cluster in this process, whatever $RAY_ADDRESS says
         except (ConnectionError, RuntimeError, ValueError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise RayUnavailable(f"no Ray cluster at {address!r} ({first}): {CONNECT_HELP}", 3) from None
@@ -145,8 +143,9 @@ class RayPool:
         if isinstance(pack, WorkspaceError):
             done.set_result(InstanceResult(instance_id=instance.instance_id, mode=self.run.mode, error=str(pack)))
             return done
-        script = None
-        if (folder := self.run.agent.scripted_dir) is not None and (path := folder / f"{instance.instance_id}.json"):
+        script = None  # a scripted trajectory travels with its instance (a missing one fails there, as locally)
+        if self.run.agent.scripted_dir is not None:
+            path = self.run.agent.scripted_dir / f"{instance.instance_id}.json"
             script = path.read_bytes() if path.is_file() else None
         ref = self._task.remote(instance.model_dump(), pack, self.run, script)
         with self._lock:
