@@ -94,7 +94,8 @@ class Routes(_Section):
 class SearchSection(_Section):
     samples: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     """Candidate fixes drawn (the first answer included) while the failing tests reject them; auto: 8 when the plan
-    route is a local server (llama.cpp, vLLM on this machine), 3 for hosted endpoints; 1 turns the search off."""
+    route is a local server (llama.cpp, vLLM on this machine), 3 for hosted endpoints; 1: the first answer only (still
+    tried in a scratch copy first)."""
     first_temperature: float | None = Field(default=0.0, ge=0, le=2)
     """Sampling temperature of the first candidate (the answer a run without search would try): 0 is the model's
     most likely answer; None leaves it to the profile (`temperature`) and then the server."""
