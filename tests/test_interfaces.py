@@ -135,7 +135,11 @@ def test_continue_and_resume_carry_the_conversation_on(sample_repo, isolated_env
     sent = server.requests[-1]["messages"]
     assert sent[: len(sent_first)] == sent_first  # the same prefix: the server's cache still holds it
     assert "second task" in json.dumps(sent[-1])
-    third = run_cli([*_exec(server.base_url, task="third"), "--resume", first_id[:15]], cwd=sample_repo,
+    # a prefix of the id is enough when no other run shares it (ids are start times: the runs above may share a second)
+    others = [p.name for p in (sample_repo / ".fastcode" / "runs").iterdir() if p.name != first_id]
+    unique = (first_id[:n] for n in range(8, len(first_id) + 1) if not any(o.startswith(first_id[:n]) for o in others))
+    prefix = next(unique)
+    third = run_cli([*_exec(server.base_url, task="third"), "--resume", prefix], cwd=sample_repo,
                     env=isolated_env)  # fmt: skip
     assert third.returncode == 0 and _events(third.stdout)[0]["session_id"] == first_id
     bogus = run_cli([*_exec(server.base_url), "--resume", "nope"], cwd=sample_repo, env=isolated_env)
