@@ -43,12 +43,16 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     """An environment with no user config, no API keys and the venv's bin first on PATH."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FASTCODE_"))}
     env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    # What runs remember of endpoints (prefill rates, batching) stays with the test: a later test's scripted server
+    # may get the same port.
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg-cache")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("CI", None)
     for key in list(os.environ):
         if key.startswith(("OPENAI_", "FASTCODE_")):
             monkeypatch.delenv(key)
     monkeypatch.setenv("XDG_CONFIG_HOME", env["XDG_CONFIG_HOME"])
+    monkeypatch.setenv("XDG_CACHE_HOME", env["XDG_CACHE_HOME"])
     # Each test's environment differs, so a kept-alive warm test runner would be one more per test: exit with fastcode.
     env["FASTCODE_AGENT__TEST_RUNNER_KEEP_ALIVE"] = "0"
     monkeypatch.setenv("FASTCODE_AGENT__TEST_RUNNER_KEEP_ALIVE", "0")

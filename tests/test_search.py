@@ -62,6 +62,9 @@ async def test_the_tests_choose_among_candidates_from_one_cached_prompt(
     assert (first["temperature"], second["temperature"]) == (0.0, 0.8)
     schema = first["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["tool_calls"]["maxItems"] == 1  # exactly one edit per candidate
+    # the first answer may think as usual; after it, a candidate's edit is what counts and its thought is short
+    thoughts = [r["response_format"]["json_schema"]["schema"]["properties"]["thought"] for r in (first, second)]
+    assert [t["maxLength"] for t in thoughts] == [400, 100]
     text = json.dumps(schema)
     assert '"enum": ["mathutils/stats.py"]' in text and '"const": "read_file"' not in text
     calls = [e for e in _of(events, "model_call_finished") if not e.warmup]
@@ -147,7 +150,7 @@ async def test_candidates_come_in_batches_only_where_batching_pays(
 ) -> None:
     long = "The range stops one window early, so the last window is never summed; " * 3
     wrongs = [_edit({**WRONG, "new": f"range(len(values) - {k})"}, long) for k in range(2, 9)]
-    server = scripted({**script, "turns": [*wrongs, _edit(FIX, long)]})
+    server = scripted({**script, "turns": [*wrongs, _edit(FIX, long)] * 2})  # two runs
     events = await _run(_session(sample_repo, server.base_url))
     finished = _of(events, "search_finished")[0]
     assert finished.draw == expected and "n=2" in finished.draw_reason, finished.draw_reason
@@ -159,6 +162,16 @@ async def test_candidates_come_in_batches_only_where_batching_pays(
         assert all(n is None for n in ns[2:])
     assert events[-1].status == "finished" and events[-1].winner == 8
     assert "window + 1" in (sample_repo / STATS).read_text()
+
+    # the next run on this endpoint knows: no batch of two to measure again
+    (sample_repo / STATS).write_text((sample_repo / STATS).read_text().replace("window + 1)", "window)"))
+    first_run = len(_requests(server))
+    events = await _run(_session(sample_repo, server.base_url))
+    again = _of(events, "search_finished")[0]
+    assert (again.draw, again.draw_reason) == (expected, f"{finished.draw_reason} (measured by an earlier run)")
+    ns = [r.get("n") for r in _requests(server)[first_run:]]
+    assert ns[:2] == [None, 4] if expected == "batch" else all(n is None for n in ns)
+    assert events[-1].status == "finished" and events[-1].winner == 8
 
 
 async def test_an_interrupt_mid_search_leaves_the_tree_as_it_was(

@@ -208,6 +208,56 @@ async def test_context_budget_follows_the_measured_prefill_rate(sample_repo, iso
     assert budget.budget_tokens > 10_000 and budget.left_out == []
 
 
+async def test_a_server_fastcode_started_is_taken_for_a_cpu_and_remembered_by_its_model(
+    sample_repo, isolated_env, scripted, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    local = ("models.default.api_key_env='FASTCODE_LOCAL_API_KEY'", "agent.warmup='never'")
+    # nothing measured yet: the embedded model's server is assumed to prefill like a CPU, not a hosted endpoint
+    server = scripted({"latency": {"prefill_tps": 400}, "turns": [_edit_and_finish(FIX)]})
+    events = await _run(_session(sample_repo, server.base_url, *local))
+    budget = next(e for e in events if e.type == "context_budgeted")
+    assert (budget.rate_source, budget.prefill_tps) == ("assumed", 150.0)
+    assert "full output (end)" in " ".join(budget.left_out)  # what repeats the failure goes first
+    remembered = json.loads((tmp_path / "cache/fastcode/prefill-rates.json").read_text())
+    assert list(remembered) == ["launched here|m"] and 200 < remembered["launched here|m"] < 600
+
+    # the next start of that server gets another port; the rate it measured still holds
+    (sample_repo / "mathutils/stats.py").write_text(
+        (sample_repo / "mathutils/stats.py").read_text().replace("window + 1)", "window)")
+    )
+    again = scripted({"turns": [_edit_and_finish(FIX)]})
+    assert again.base_url != server.base_url
+    events = await _run(_session(sample_repo, again.base_url, *local))
+    budget = next(e for e in events if e.type == "context_budgeted")
+    assert budget.rate_source == "previous run" and 200 < budget.prefill_tps < 600
+
+
+async def test_the_gathered_context_is_the_same_bytes_from_one_run_to_the_next(
+    sample_repo, isolated_env, scripted
+) -> None:
+    """The failing run's duration ("1 failed in 0.03s") is left out, so a second run on the same failure sends the
+    prompt the server cached for the first."""
+    prompts = []
+    for _ in range(2):
+        server = scripted({"turns": [_edit_and_finish(FIX)]})
+        await _run(_session(sample_repo, server.base_url, "agent.warmup='never'", "agent.search.samples=1"))
+        prompts.append(next(r for r in server.requests if r.get("max_tokens") != 1)["messages"][1]["content"])
+        (sample_repo / "mathutils/stats.py").write_text(
+            (sample_repo / "mathutils/stats.py").read_text().replace("window + 1)", "window)")
+        )
+    assert "1 failed" in prompts[0] and " in 0." not in prompts[0]
+    assert prompts[0] == prompts[1]
+
+
+def test_durations_are_taken_out_of_test_summaries_only() -> None:
+    from fastcode.context.gather import without_durations
+
+    assert without_durations("==== 1 failed, 2 passed in 0.12s ====") == "==== 1 failed, 2 passed ===="
+    assert without_durations("1 failed in 0.06s\n2 passed, 1 warning in 1.50s") == "1 failed\n2 passed, 1 warning"
+    assert without_durations("E  assert 'x in 0.5s' == 'y'") == "E  assert 'x in 0.5s' == 'y'"
+
+
 async def test_an_edit_first_reply_that_makes_the_failing_tests_pass_finishes_the_run(
     sample_repo, isolated_env, scripted
 ) -> None:

@@ -119,6 +119,19 @@ def test_constrained_request_carries_the_schema_and_no_tools() -> None:
     assert tools == tool_schemas() and extra == {}
 
 
+def test_a_brief_constrained_request_caps_the_thought_shorter() -> None:
+    mode = resolve_mode("constrained", "llamacpp")
+
+    def thought(**options: bool) -> dict:
+        return mode.request(tool_schemas(), **options)[1]["response_format"]["json_schema"]["schema"]["properties"][
+            "thought"
+        ]
+
+    assert thought() == {"type": "string", "maxLength": 400}
+    assert thought(brief=True) == {"type": "string", "maxLength": 100}
+    assert resolve_mode("native", "openai").request(tool_schemas(), brief=True)[1] == {}
+
+
 def test_text_mode_history_keeps_the_reply_verbatim_and_results_in_one_message() -> None:
     mode = resolve_mode("constrained", "llamacpp")
     content = json.dumps({"thought": "t", "tool_calls": [{"name": "read_file", "arguments": {"path": "a.py"}}]})

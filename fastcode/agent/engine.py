@@ -26,12 +26,13 @@ from fastcode.agent.tool_exec import NEEDS_APPROVAL, Approver, CallOutcome, Earl
 from fastcode.checkpoint.checkpointer import Checkpointer
 from fastcode.checkpoint.scratch import ScratchCopy, ScratchError
 from fastcode.context import testcmd
-from fastcode.context.budget import ContextBudget
+from fastcode.context.budget import DEFAULT_RATE, LAUNCHED_RATE, ContextBudget
 from fastcode.context.gather import gather_context, is_about_tests
 from fastcode.context.testcmd import detect_test_command
 from fastcode.core import paths, secrets
 from fastcode.core.config import STEP_KINDS, ModelProfile, Settings
 from fastcode.core.emitter import Emitter
+from fastcode.core.endpoint_memory import endpoint_key
 from fastcode.core.events import (
     ApprovalRequested,
     AttemptRejected,
@@ -53,7 +54,14 @@ from fastcode.core.prompts import render
 from fastcode.models import faststart
 from fastcode.models import messages as msg
 from fastcode.models.cache_warming import warm_targets, warm_up
-from fastcode.models.client import CallResult, ChatClient, EndpointError, provider_name, server_kind
+from fastcode.models.client import (
+    CallResult,
+    ChatClient,
+    EndpointError,
+    launched_here,
+    provider_name,
+    server_kind,
+)
 from fastcode.models.warmup_request import PROBE_TIMEOUT_S, WarmupResult
 from fastcode.models.wire import is_loopback
 from fastcode.sandbox.policy import Sandbox
@@ -94,7 +102,9 @@ class Session:
         in_prompt = any(self._mode(settings.profile(kind)[1]).tools_in_prompt for kind in STEP_KINDS)
         self.messages: list[dict] = [msg.system(system_prompt(self.tools, in_prompt))]
         plan = settings.profile("plan")[1]
-        self.budget = ContextBudget(settings.context, f"{plan.base_url}|{plan.model}")
+        here = launched_here(plan)
+        self.endpoint = endpoint_key(plan.base_url, plan.model, launched_here=here)
+        self.budget = ContextBudget(settings.context, self.endpoint, assumed=LAUNCHED_RATE if here else DEFAULT_RATE)
         self.clients: dict[str, ChatClient] = {}
         self.prefixes = PrefixTracker()
         self.turn = 0
@@ -388,7 +398,8 @@ class Session:
 
         async def draw(seed: int, temperature: float | None, n: int) -> list[Drawn]:
             sample = {"seed": seed} | ({"temperature": temperature} if temperature is not None else {})
-            reply = await self._call("plan", 1, emit, **focus, **sample, **({"n": n} if n > 1 else {}))
+            brief = seed > 1  # after the first answer: a short thought, the edit is what the tests judge
+            reply = await self._call("plan", 1, emit, **focus, brief=brief, **sample, **({"n": n} if n > 1 else {}))
             answers = [
                 (reply.parsed, reply.result.content),
                 *((p, m.content) for p, m in zip(reply.others, reply.result.more, strict=False)),
@@ -406,7 +417,7 @@ class Session:
         timeout_s = min(300.0, self.settings.agent.timeout_s)
         emit(StepStarted, step=1, route="plan")
         search = FixSearch(self.root, self.test_command(), self.failing_tests, config, samples, emit, 1,
-                           timeout_s=timeout_s)  # fmt: skip
+                           timeout_s=timeout_s, endpoint=self.endpoint)  # fmt: skip
         outcome = await search.run(draw, copy, copy_ms)
         self.search = (outcome.drawn, outcome.winner.index if outcome.winner else None)
         mode, tried = self._mode_of("plan"), outcome.winner or outcome.first
@@ -464,6 +475,7 @@ class Session:
         only: frozenset[str] | None = None,
         paths: list[str] | None = None,
         one_call: bool = False,
+        brief: bool = False,
         **sample: Any,
     ) -> Reply:
         name, profile = self.settings.profile(kind)
@@ -472,7 +484,7 @@ class Session:
             ChatClient(profile, max_retries=self.settings.agent.max_retries, cache_key=self.cache_key, name=name),
         )
         mode = self._mode(profile)
-        tools, extra = mode.request(self.tools, only, paths, one_call)
+        tools, extra = mode.request(self.tools, only, paths, one_call, brief)
         if kind == "summarize":  # text only: no schema forcing tool calls
             extra = {}
         extra.update(sample)

@@ -24,6 +24,7 @@ from fastcode.checkpoint.scratch import ScratchCopy
 from fastcode.context.testcmd import TestResult, run_tests
 from fastcode.core.config import SearchSection
 from fastcode.core.emitter import Emitter
+from fastcode.core.endpoint_memory import recall, remember
 from fastcode.core.events import CandidateTested, SearchFinished, SearchStarted, ToolCallSpec
 from fastcode.tools import execute
 from fastcode.tools.base import ToolContext, ToolError
@@ -34,6 +35,9 @@ REPEATS = 3
 """The search stops after this many candidates in a row repeat earlier ones: the model has settled."""
 PAYS = 1.5
 """Batching pays when a batch of two decodes at least this many times the tokens per second of a single answer."""
+BATCHING = "batching"
+"""The endpoint memory (`~/.cache/fastcode/batching.json`) where what a batch of two showed is kept: later runs on
+the same endpoint skip the measurement (on a CPU it costs a few seconds over two single answers)."""
 
 
 @dataclass(frozen=True)
@@ -92,13 +96,19 @@ class FixSearch:
         step: int,
         *,
         timeout_s: float = 300.0,
+        endpoint: str = "",
     ) -> None:
         self.root, self.command, self.failing, self.settings = root, command, failing, settings
         self.samples, self.emit, self.step, self.timeout_s = samples, emit, step, timeout_s
+        self.endpoint = endpoint
+        """The endpoint's memory key: what a batch of two showed there is measured once, then remembered."""
         self.batch = settings.draw == "batch"
         self.why = {"batch": "agent.search.draw = batch", "sequential": "agent.search.draw = sequential"}.get(
             settings.draw, ""
         )
+        known = recall(BATCHING, endpoint) if endpoint and settings.draw == "auto" else None
+        if isinstance(known, dict) and isinstance(known.get("pays"), bool) and isinstance(known.get("why"), str):
+            self.batch, self.why = known["pays"], f"{known['why']} (measured by an earlier run)"
 
     async def run(self, draw: Draw, copy: ScratchCopy, copy_ms: float = 0.0) -> Outcome:
         """Search in `copy` (removed at the end, also on an interrupt)."""
@@ -139,6 +149,7 @@ class FixSearch:
             else:
                 self.why = (f"n=2 decoded {batch_tps or 0:.0f} tok/s in all vs {single_tps or 0:.0f} for one: "
                             "batching does not pay")  # fmt: skip
+            remember(BATCHING, self.endpoint, {"pays": self.batch, "why": self.why})
             return got
         if self.settings.draw == "auto" and not self.why:
             self.why = "one candidate left: nothing to batch"

@@ -11,12 +11,10 @@ records the budget, the rate and what was left out. The same rate caps the size 
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fastcode.core.endpoint_memory import recall, remember
 from fastcode.core.events import ContextBudgeted
 
 if TYPE_CHECKING:
@@ -28,53 +26,36 @@ CHARS_PER_TOKEN = 3.5
 """Code tokenizes at about 3-4 characters per token; the lower figure keeps the estimate on the safe side."""
 DEFAULT_RATE = 2000.0
 """Prefill tokens/s assumed before anything was measured (a hosted endpoint without a warm-up)."""
+LAUNCHED_RATE = 150.0
+"""Prefill tokens/s assumed for a llama-server fastcode started itself, before anything was measured: its warm-up is
+all cached when the saved prompt cache was restored, and taking a CPU for a 2,000 tokens/s endpoint costs its
+first call 10 s of needless prefill on this 2-core machine, while the opposite costs a GPU build one lean context."""
 MIN_SAMPLE_TOKENS = 64
 """Fewer uncached tokens than this measure latency, not prefill."""
 MIN_TOOL_OUTPUT_CHARS = 2000
-MAX_REMEMBERED = 50
-"""Endpoints whose rate is kept on disk; the oldest go first."""
+RATES = "prefill-rates"
+"""The endpoint memory (`~/.cache/fastcode/prefill-rates.json`) the measured rates are kept in."""
 
 
 def tokens_of(text: str) -> int:
     return int(len(text) / CHARS_PER_TOKEN) + 1
 
 
-def _rates_file() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "fastcode" / "prefill-rates.json"
-
-
 class ContextBudget:
     """Measures one endpoint's prefill rate and sizes the context and tool results from it."""
 
-    def __init__(self, settings: ContextSection, endpoint: str = "") -> None:
-        self.settings, self.endpoint = settings, endpoint
+    def __init__(self, settings: ContextSection, endpoint: str = "", *, assumed: float = DEFAULT_RATE) -> None:
+        self.settings, self.endpoint, self.assumed = settings, endpoint, assumed
         self.rate: float | None = None
         self.source = "assumed"
 
     def _remembered(self) -> float | None:
-        try:
-            value = json.loads(_rates_file().read_text(encoding="utf-8")).get(self.endpoint)
-        except (OSError, ValueError, AttributeError):
-            return None
+        value = recall(RATES, self.endpoint)
         return float(value) if isinstance(value, int | float) and value > 0 else None
 
     def _remember(self) -> None:
-        if not self.endpoint or self.rate is None:
-            return
-        path = _rates_file()
-        try:
-            data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-            data = data if isinstance(data, dict) else {}
-            data.pop(self.endpoint, None)
-            data[self.endpoint] = round(self.rate, 1)
-            data = dict(list(data.items())[-MAX_REMEMBERED:])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data), encoding="utf-8")
-            os.replace(tmp, path)
-        except (OSError, ValueError):
-            pass
+        if self.rate is not None:
+            remember(RATES, self.endpoint, round(self.rate, 1))
 
     def sample(self, uncached_tokens: int, seconds: float, source: str) -> None:
         """One measurement: `uncached_tokens` prefilled in `seconds`."""
@@ -105,7 +86,7 @@ class ContextBudget:
             return self.rate, self.source
         if (remembered := self._remembered()) is not None:
             return remembered, "previous run"
-        return DEFAULT_RATE, "assumed"
+        return self.assumed, "assumed"
 
     def prefill_seconds(self, chars: int) -> float:
         """How long a prompt of `chars` characters takes to prefill at the measured rate, none of it cached."""

@@ -41,12 +41,19 @@ _CALLED = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
 _FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+::.+?)(?: - .*)?$", re.MULTILINE)
 _IMPORTED = re.compile(r"\bimport\s+([A-Za-z_]\w*)")
 _LOCATION = re.compile(r"^[\w./-]+\.\w+:\d+:")
+_DURATION = re.compile(r"(\b(?:passed|failed|errors?|skipped|xfailed|xpassed|warnings?|deselected)\b[^\n]*?) in "
+                       r"\d+(?:\.\d+)?s\b")  # fmt: skip
+"""pytest's "1 failed, 2 passed in 0.06s": the time differs on every run, and would break the prompt's byte-stable
+prefix from one run to the next (the server's cache of the last run's prompt)."""
+_ASSERT_EQ = re.compile(r"^assert (.+?) == (.+)$")
+_MORE_DIFF = re.compile(r"^E\s+Use -v+ to get (?:more|the full) diff")
 _BUILTINS = {"assert", "print", "len", "range", "list", "dict", "set", "str", "int", "float", "isinstance", "raises"}
 
 
 class Section:
     """One piece of context. `priority`: 0 the failing assertion and traceback, 1 the code the failure names, 2 the
-    rest; the budget fills in that order. `keep_tail`: when cut to fit, keep the end (test output) not the start."""
+    rest, 3 what repeats the others at length (the whole test output); the budget fills in that order.
+    `keep_tail`: when cut to fit, keep the end (test output) not the start."""
 
     def __init__(self, title: str, body: str, priority: int = 2, *, keep_tail: bool = False) -> None:
         self.title, self.body, self.priority, self.keep_tail = title, body, priority, keep_tail
@@ -136,14 +143,19 @@ def _repo_file(root: Path, path: str) -> str | None:
 async def _tests(root: Path, command: str, timeout_s: float, emit: Emitter, found: Gathered) -> list[Section]:
     result = await run_tests_traced(command, root, emit, timeout_s=timeout_s)
     found.tests_failing = not result.passed
-    output = result.output[-TEST_OUTPUT_CHARS:]
+    output = without_durations(result.output[-TEST_OUTPUT_CHARS:])
     title = f"test run: `{command}` exited {result.exit_code}"
     if result.passed:  # passing output says little: the rest of the context comes first
         return [Section(title, f"```\n{output[-TEST_OUTPUT_CHARS // 4 :]}\n```", 2, keep_tail=True)]
     found.failing_tests = failing_node_ids(result.output)
     sections = [
-        Section(f"{title}: the failure", f"```\n{condense_failure(result.output)}\n```", 0, keep_tail=True),
-        Section(f"{title}: full output (end)", f"```\n{output}\n```", 2, keep_tail=True),
+        Section(
+            f"{title}: the failure",
+            f"```\n{condense_failure(without_durations(result.output))}\n```",
+            0,
+            keep_tail=True,
+        ),
+        Section(f"{title}: full output (end)", f"```\n{output}\n```", 3, keep_tail=True),
     ]
     frames = [(f, int(m.group(2) or m.group(4))) for m in _FILE_REF.finditer(output)
               if (f := _repo_file(root, m.group(1) or m.group(3)))]  # fmt: skip
@@ -158,6 +170,11 @@ async def _tests(root: Path, command: str, timeout_s: float, emit: Emitter, foun
     if excerpts:
         sections.append(Section("files in the traceback", "\n\n".join(excerpts), 2))
     return sections
+
+
+def without_durations(output: str) -> str:
+    """Test output without the run's duration in its summary lines ("1 failed in 0.06s" -> "1 failed")."""
+    return _DURATION.sub(r"\1", output)
 
 
 def failing_node_ids(output: str) -> list[str]:
@@ -177,7 +194,39 @@ def condense_failure(output: str, limit: int = 60) -> str:
     keep = [line for line in keep if line.strip("_ ") or not line.startswith("_")]
     if len(keep) < 2:
         keep = output.rstrip().splitlines()[-limit:]
-    return "\n".join(keep[-limit:])
+    return "\n".join(_spelled_out(keep)[-limit:])
+
+
+def _spelled_out(lines: list[str]) -> list[str]:
+    """pytest's `E  assert [3, 5] == [3, 5, 7]` under `>  assert moving_sum([1, 2, 3, 4], 2) == [3, 5, 7]` says
+    which side is the result only to a reader who lines the two up (small models take the expected value for the
+    result); where one side is a call and the other a literal, one more line says it in words. pytest's "Use -v to
+    get more diff" and empty `E` lines go."""
+    out: list[str] = []
+    source: tuple[str, str] | None = None
+    for line in lines:
+        if line.strip() == "E" or _MORE_DIFF.match(line):
+            continue
+        out.append(line)
+        if line.startswith(">"):
+            source = _comparison(line[1:])
+        elif line.startswith("E ") and source is not None:
+            written, shown, source = source, _comparison(line[2:]), None
+            if shown is None:
+                continue
+            for (call, literal), (got, wanted) in ((written, shown), (written[::-1], shown[::-1])):
+                if "(" in call and literal == wanted and got != call:
+                    out.append(f"E       {call} returned {got}; the test expects {wanted}")
+                    break
+    return out
+
+
+def _comparison(text: str) -> tuple[str, str] | None:
+    """The two sides of `assert LEFT == RIGHT` (exactly one `==`), else None."""
+    match = _ASSERT_EQ.match(text.strip())
+    if match is None or " == " in match.group(1) or " == " in match.group(2):
+        return None
+    return match.group(1).strip(), match.group(2).strip()
 
 
 def _definitions_named(root: Path, names: set[str], frames: list[tuple[str, int]]) -> list[str]:

@@ -25,14 +25,13 @@ from fastcode.launcher.keepalive import format_duration
 from fastcode.launcher.llama import LlamaOptions, help_text, llama_command, model_alias
 from fastcode.launcher.process import ServerError, find_running, launch, signals_interrupt, stop_server
 from fastcode.launcher.state import release_lease, shared_dir, state_dir
+from fastcode.models.client import LOCAL_KEY_ENV
 
 if TYPE_CHECKING:
     from fastcode.core.config import Loaded, Settings
 
 EMBEDDED_MAX_TOKENS = 512
 """Completion cap for the embedded model (at most a quarter of local.ctx): it decodes ~30 tokens/s on 2 CPU cores."""
-LOCAL_KEY_ENV = "FASTCODE_LOCAL_API_KEY"
-"""The key variable local profiles use: a hosted provider's key is never sent to the local server."""
 
 
 class LocalError(Exception):

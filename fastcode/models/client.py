@@ -29,6 +29,9 @@ from fastcode.core.safe_text import clean, clean_value
 from fastcode.models.wire import TokenCounts, is_loopback, merge_token_counts
 
 NO_KEY = "sk-no-key-required"
+LOCAL_KEY_ENV = "FASTCODE_LOCAL_API_KEY"
+"""The key variable of the profile a run points at a llama-server fastcode started itself (`--local`, or the
+embedded model): a hosted provider's key is never sent to the local server."""
 
 
 class Deadline(Exception):
@@ -114,6 +117,11 @@ def cache_hints(profile: ModelProfile, cache_key: str) -> dict[str, Any]:
     if kind == "llamacpp":
         return {"cache_prompt": True}
     return {}
+
+
+def launched_here(profile: ModelProfile) -> bool:
+    """True for the profile of a llama-server fastcode started on this machine (see `LOCAL_KEY_ENV`)."""
+    return profile.api_key_env == LOCAL_KEY_ENV
 
 
 def api_key(profile: ModelProfile) -> str:

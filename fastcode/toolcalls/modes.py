@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Protocol
 from fastcode.core.events import ToolCallSpec
 from fastcode.models import messages as msg
 from fastcode.toolcalls.recover import recover_calls
-from fastcode.toolcalls.schema import MAX_CALLS, response_format
+from fastcode.toolcalls.schema import BRIEF_THOUGHT_CHARS, MAX_CALLS, THOUGHT_CHARS, response_format
 
 
 @dataclass
@@ -42,10 +42,12 @@ class ToolMode(Protocol):
         only: frozenset[str] | None = None,
         paths: list[str] | None = None,
         one_call: bool = False,
+        brief: bool = False,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """The `tools` to send and extra request fields. `only` narrows the tools a reply may call and `paths` the
         files it may write, where the mode can enforce it without changing the prompt (constrained); `one_call`
-        allows exactly one call."""
+        allows exactly one call; `brief` caps the thought before the calls shorter (a search candidate after the
+        first)."""
         ...
 
     def parse(self, content: str, calls: list[ToolCallSpec], known: set[str], call_id: str) -> Parsed: ...
@@ -71,6 +73,7 @@ class Native:
         only: frozenset[str] | None = None,
         paths: list[str] | None = None,
         one_call: bool = False,
+        brief: bool = False,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         return tools, {}
 
@@ -97,6 +100,7 @@ class Text:
         only: frozenset[str] | None = None,
         paths: list[str] | None = None,
         one_call: bool = False,
+        brief: bool = False,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         return [], {}
 
@@ -126,9 +130,12 @@ class Constrained(Text):
         only: frozenset[str] | None = None,
         paths: list[str] | None = None,
         one_call: bool = False,
+        brief: bool = False,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         allowed = [t for t in tools if only is None or t["function"]["name"] in only] or tools
-        return [], {"response_format": response_format(allowed, paths, max_calls=1 if one_call else MAX_CALLS)}
+        thought = BRIEF_THOUGHT_CHARS if brief else THOUGHT_CHARS
+        shape = response_format(allowed, paths, max_calls=1 if one_call else MAX_CALLS, thought_chars=thought)
+        return [], {"response_format": shape}
 
 
 MODES: dict[str, type[ToolMode]] = {"native": Native, "constrained": Constrained, "text": Text}
