@@ -1,4 +1,5 @@
-"""The failure the first call sees: pytest's noise left out, and an `assert call(...) == literal` spelled out."""
+"""What the first call sees and how a candidate may answer: pytest's noise left out, an `assert call(...) == literal`
+spelled out, and a one-edit candidate's `old` chosen from runs of the lines shown."""
 
 from __future__ import annotations
 
@@ -44,3 +45,15 @@ def test_nothing_is_added_where_the_sides_are_not_a_call_and_a_literal() -> None
     ):
         text = f">       {source}\nE       {shown}\n"
         assert condense_failure(text) == text.rstrip()
+
+
+def test_a_candidates_old_is_chosen_from_runs_of_the_lines_shown(tmp_path) -> None:
+    from fastcode.agent.edit_first import old_choices
+
+    (tmp_path / "m.py").write_text("def f(x):\n\n    return x\n\n\ndef g():\n    return x\n")
+    context = "### m.py (lines 1-3)\n```\n...\n```\n### tests/test_m.py (lines 1-2)\n```\n...\n```"
+    choices = old_choices(tmp_path, context, ["m.py", "gone.py"])
+    # runs of 1-3 shown lines, neither end blank; `    return x` alone is not unique in the file
+    assert choices["m.py"] == ["def f(x):", "def f(x):\n\n    return x"]
+    assert choices["gone.py"] == []  # cannot be read: any `old`
+    assert "tests/test_m.py" not in choices  # only the files a candidate may edit

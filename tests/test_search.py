@@ -66,7 +66,11 @@ async def test_the_tests_choose_among_candidates_from_one_cached_prompt(
     thoughts = [r["response_format"]["json_schema"]["schema"]["properties"]["thought"] for r in (first, second)]
     assert [t["maxLength"] for t in thoughts] == [400, 100]
     text = json.dumps(schema)
-    assert '"enum": ["mathutils/stats.py"]' in text and '"const": "read_file"' not in text
+    assert '"const": "read_file"' not in text
+    # its `old` is picked from the lines the prompt shows, exactly as they are in the file: it cannot be miscopied
+    arguments = schema["properties"]["tool_calls"]["items"]["properties"]["arguments"]["properties"]
+    assert arguments["path"] == {"const": STATS} and set(arguments) == {"path", "old", "new"}
+    assert "    return [sum(values[i : i + window]) for i in range(len(values) - window)]" in arguments["old"]["enum"]
     calls = [e for e in _of(events, "model_call_finished") if not e.warmup]
     assert calls[1].cached_tokens > 0 and calls[1].cached_tokens >= calls[0].cached_tokens
     # only the winner reached the user's tree, through the normal tools (checkpoint, undo), and the tests agree

@@ -166,3 +166,22 @@ def test_thought_stream_passes_prose_through_and_hides_json_without_a_thought() 
     assert "".join(stream.feed(c) for c in "Plain prose {x}") == "Plain prose {x}"
     stream = ThoughtStream()
     assert "".join(stream.feed(c) for c in '{"tool_calls": []}') == ""
+
+
+def test_a_one_edit_request_picks_old_from_the_excerpts_shown() -> None:
+    mode = resolve_mode("constrained", "llamacpp")
+    olds = {"a.py": ["x = 1", "x = 1\ny = 2"], "b.py": []}
+    _, extra = mode.request(tool_schemas(), frozenset({"edit_file"}), ["a.py", "b.py"], True, True, olds)
+    schema = extra["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["thought"]["maxLength"] == 100
+    assert schema["properties"]["tool_calls"]["maxItems"] == 1
+    call = schema["properties"]["tool_calls"]["items"]
+    assert call["properties"]["name"] == {"const": "edit_file"}
+    a, b = call["properties"]["arguments"]["anyOf"]
+    assert a["properties"] == {"path": {"const": "a.py"}, "old": {"enum": olds["a.py"]}, "new": {"type": "string"}}
+    assert b["properties"]["old"] == {"type": "string"}  # nothing listed for b.py: any text
+    # without the excerpts, or when the reply may call more than edit_file, the usual shape
+    for only, given in ((frozenset({"edit_file"}), None), (frozenset({"edit_file", "finish"}), olds)):
+        _, extra = mode.request(tool_schemas(), only, ["a.py"], True, False, given)
+        text = json.dumps(extra["response_format"])
+        assert '"enum": ["a.py"]' in text and '"x = 1"' not in text

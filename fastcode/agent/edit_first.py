@@ -13,7 +13,7 @@ from pathlib import Path
 from fastcode.agent.router import call_signature
 from fastcode.core.events import ToolCallSpec
 from fastcode.tools.base import ToolError, inside_repo, parse_arguments
-from fastcode.tools.files import atomic_write
+from fastcode.tools.files import atomic_write, split_lines
 
 
 class Attempt:
@@ -53,6 +53,11 @@ _QUESTION = re.compile(
     re.IGNORECASE,
 )
 _EXCERPT = re.compile(r"^### (\S+) \(lines \d+-\d+\)$", re.MULTILINE)
+_EXCERPT_RANGE = re.compile(r"^### (\S+) \(lines (\d+)-(\d+)\)$", re.MULTILINE)
+WINDOW_LINES = 3
+"""A one-edit candidate's `old` is a run of at most this many lines shown in the prompt."""
+MAX_CHOICES = 300
+"""Runs offered per file at most (the grammar stays small)."""
 _TEST_FILE = re.compile(
     r"(^|/)(tests?/|spec/|__tests__/|test_[^/]*$|[^/]*_test\.\w+$|[^/]*\.(test|spec)\.\w+$|conftest\.py$|tests\.py$)"
 )
@@ -61,6 +66,34 @@ _TEST_FILE = re.compile(
 def source_paths(context: str) -> list[str]:
     """The non-test files whose code the context shows: what an edit-first reply may edit."""
     return [path for path in dict.fromkeys(_EXCERPT.findall(context)) if not _TEST_FILE.search(path)]
+
+
+def old_choices(root: Path, context: str, paths: list[str]) -> dict[str, list[str]]:
+    """For each of `paths` the context shows code of: the runs of 1..WINDOW_LINES shown lines (neither end blank,
+    each found exactly once in the file) a one-edit candidate's `old` may be; a file that cannot be read as the
+    context showed it gets an empty list (any `old`)."""
+    shown: dict[str, set[int]] = {path: set() for path in paths}
+    for path, first, last in _EXCERPT_RANGE.findall(context):
+        if path in shown:
+            shown[path].update(range(int(first), int(last) + 1))
+    choices: dict[str, list[str]] = {}
+    for path, numbers in shown.items():
+        target = inside_repo(root, path)
+        try:
+            text = target.read_text(encoding="utf-8") if target is not None else ""
+        except (OSError, UnicodeDecodeError):
+            text = ""
+        lines, found = split_lines(text), []
+        for start in sorted(numbers):
+            for size in range(1, WINDOW_LINES + 1):
+                span = lines[start - 1 : start - 1 + size]
+                if len(span) < size or any(n not in numbers for n in range(start, start + size)):
+                    break
+                old = "\n".join(span)
+                if span[0].strip() and span[-1].strip() and old not in found and text.count(old) == 1:
+                    found.append(old)
+        choices[path] = found[:MAX_CHOICES]
+    return choices
 
 
 def is_question(task: str) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 
 from fastcode.agent import conversation
 from fastcode.agent.conversation import Conversation
-from fastcode.agent.edit_first import EDIT_ONLY, Attempt, candidate, is_question, source_paths
+from fastcode.agent.edit_first import EDIT_ONLY, Attempt, candidate, is_question, old_choices, source_paths
 from fastcode.agent.prefix import PrefixTracker
 from fastcode.agent.router import Router, TurnState
 from fastcode.agent.search import Drawn, FixSearch
@@ -115,6 +115,8 @@ class Session:
         """The tools of the current turn that already ran (native mode), for a stop while its tests run."""
         self.edit_paths: list[str] = []
         """The source files an edit-first reply may write (shown in the gathered context, tests excluded)."""
+        self.edit_olds: dict[str, list[str]] = {}
+        """For each of them, the runs of shown lines a one-edit search candidate's `old` is chosen from."""
         self.failing_tests: list[str] = []
         """pytest node ids that failed in the gathered test run: run first after an edit."""
         self.tests_failing_before: bool | None = None
@@ -270,6 +272,7 @@ class Session:
         policy = self.settings.agent.edit_first
         wanted = bool(self.tests_failing_before) or (policy == "auto" and not is_question(task))
         self.edit_paths = source_paths(context) if code and wanted else []
+        self.edit_olds = old_choices(self.root, context, self.edit_paths)
         edit_first = bool(self.edit_paths) and policy != "never"
         edit_first = edit_first and self._mode_of("plan").name == "constrained"
         template = "task" if self.turn == 1 else "followup"
@@ -394,7 +397,8 @@ class Session:
         profile = self.settings.profile("plan")[1]
         samples = config.count(server_kind(profile) in ("llamacpp", "vllm") or is_loopback(profile.base_url))
         one = config.one_edit == "always" or (config.one_edit == "auto" and self._mode_of("plan").name == "constrained")
-        focus = {"only": frozenset({"edit_file"}) if one else EDIT_ONLY, "paths": self.edit_paths, "one_call": one}
+        focus = {"only": frozenset({"edit_file"}) if one else EDIT_ONLY, "paths": self.edit_paths, "one_call": one,
+                 "olds": self.edit_olds if one else None}  # fmt: skip
 
         async def draw(seed: int, temperature: float | None, n: int) -> list[Drawn]:
             sample = {"seed": seed} | ({"temperature": temperature} if temperature is not None else {})
@@ -476,6 +480,7 @@ class Session:
         paths: list[str] | None = None,
         one_call: bool = False,
         brief: bool = False,
+        olds: dict[str, list[str]] | None = None,
         **sample: Any,
     ) -> Reply:
         name, profile = self.settings.profile(kind)
@@ -484,7 +489,7 @@ class Session:
             ChatClient(profile, max_retries=self.settings.agent.max_retries, cache_key=self.cache_key, name=name),
         )
         mode = self._mode(profile)
-        tools, extra = mode.request(self.tools, only, paths, one_call, brief)
+        tools, extra = mode.request(self.tools, only, paths, one_call, brief, olds)
         if kind == "summarize":  # text only: no schema forcing tool calls
             extra = {}
         extra.update(sample)

@@ -19,7 +19,13 @@ from typing import Any, ClassVar, Protocol
 from fastcode.core.events import ToolCallSpec
 from fastcode.models import messages as msg
 from fastcode.toolcalls.recover import recover_calls
-from fastcode.toolcalls.schema import BRIEF_THOUGHT_CHARS, MAX_CALLS, THOUGHT_CHARS, response_format
+from fastcode.toolcalls.schema import (
+    BRIEF_THOUGHT_CHARS,
+    MAX_CALLS,
+    THOUGHT_CHARS,
+    one_edit_format,
+    response_format,
+)
 
 
 @dataclass
@@ -43,11 +49,13 @@ class ToolMode(Protocol):
         paths: list[str] | None = None,
         one_call: bool = False,
         brief: bool = False,
+        olds: dict[str, list[str]] | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """The `tools` to send and extra request fields. `only` narrows the tools a reply may call and `paths` the
         files it may write, where the mode can enforce it without changing the prompt (constrained); `one_call`
         allows exactly one call; `brief` caps the thought before the calls shorter (a search candidate after the
-        first)."""
+        first); `olds` (with `one_call`) makes the call one `edit_file` whose `old` is one of the excerpts listed for
+        its file."""
         ...
 
     def parse(self, content: str, calls: list[ToolCallSpec], known: set[str], call_id: str) -> Parsed: ...
@@ -74,6 +82,7 @@ class Native:
         paths: list[str] | None = None,
         one_call: bool = False,
         brief: bool = False,
+        olds: dict[str, list[str]] | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         return tools, {}
 
@@ -101,6 +110,7 @@ class Text:
         paths: list[str] | None = None,
         one_call: bool = False,
         brief: bool = False,
+        olds: dict[str, list[str]] | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         return [], {}
 
@@ -131,9 +141,12 @@ class Constrained(Text):
         paths: list[str] | None = None,
         one_call: bool = False,
         brief: bool = False,
+        olds: dict[str, list[str]] | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         allowed = [t for t in tools if only is None or t["function"]["name"] in only] or tools
         thought = BRIEF_THOUGHT_CHARS if brief else THOUGHT_CHARS
+        if one_call and olds and only == frozenset({"edit_file"}):
+            return [], {"response_format": one_edit_format(olds, thought)}
         shape = response_format(allowed, paths, max_calls=1 if one_call else MAX_CALLS, thought_chars=thought)
         return [], {"response_format": shape}
 

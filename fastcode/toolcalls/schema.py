@@ -80,3 +80,41 @@ def response_format(
     """The OpenAI-style `response_format` carrying the schema (llama.cpp and vLLM both accept it)."""
     schema = reply_schema(tools, paths, max_calls, thought_chars)
     return {"type": "json_schema", "json_schema": {"name": "tool_calls", "strict": True, "schema": schema}}
+
+
+def one_edit_format(olds: dict[str, list[str]], thought_chars: int = THOUGHT_CHARS) -> dict[str, Any]:
+    """The `response_format` of exactly one `edit_file` call on one of `olds`' files, whose `old` is one of the
+    listed excerpts of that file (an empty list: any text). A small model often miscopies `old` (a third of its
+    search candidates did not apply, measured on the bundled suite); picking it from what the prompt shows cannot."""
+    variants = [
+        {
+            "type": "object",
+            "properties": {
+                "path": {"const": path},
+                "old": {"enum": choices} if choices else {"type": "string"},
+                "new": {"type": "string"},
+            },
+            "required": ["path", "old", "new"],
+            "additionalProperties": False,
+        }
+        for path, choices in olds.items()
+    ]
+    call = {
+        "type": "object",
+        "properties": {
+            "name": {"const": "edit_file"},
+            "arguments": variants[0] if len(variants) == 1 else {"anyOf": variants},
+        },
+        "required": ["name", "arguments"],
+        "additionalProperties": False,
+    }
+    schema = {
+        "type": "object",
+        "properties": {
+            "thought": {"type": "string", "maxLength": thought_chars},
+            "tool_calls": {"type": "array", "items": call, "minItems": 1, "maxItems": 1},
+        },
+        "required": ["thought", "tool_calls"],
+        "additionalProperties": False,
+    }
+    return {"type": "json_schema", "json_schema": {"name": "tool_calls", "strict": True, "schema": schema}}
