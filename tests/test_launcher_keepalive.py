@@ -212,3 +212,18 @@ def test_a_restored_cache_that_does_not_hold_is_not_used_again(tmp_path: Path) -
         assert not usable("k1") and not (slots_dir() / "k1-slot0.bin").exists()
         assert restore(url, "k1") == 0 and save(url, "k1") == 0  # quietly cold from now on
     assert usable("k2") and not usable("")
+
+
+def test_a_server_whose_cache_holds_a_conversation_gets_no_warm_up(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from fastcode.core.config import load_settings
+    from fastcode.launcher.embedded import LocalEndpoint, with_local
+
+    endpoint = LocalEndpoint("http://127.0.0.1:9/v1", "m", 1, "llama-1", tmp_path / "m.gguf", 512)
+    settings = load_settings(tmp_path).settings
+    assert with_local(settings, endpoint).agent.warmup == "auto"  # a new server: warm it while gathering
+    for holding in (replace(endpoint, reused=True, holds_prompt=True), replace(endpoint, holds_prompt=True)):
+        assert with_local(settings, holding).agent.warmup == "never"
+    asked = load_settings(tmp_path, overrides=["agent.warmup='always'"]).settings
+    assert with_local(asked, replace(endpoint, holds_prompt=True)).agent.warmup == "always"

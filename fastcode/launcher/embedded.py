@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastcode.launcher import model_parts, slot_cache
 from fastcode.launcher.binaries import MissingBinary, find_llama_server, supported_flags
@@ -53,6 +53,9 @@ class LocalEndpoint:
     max_tokens: int
     """Completion cap for runs that set none: 512 for the embedded model, else a quarter of the context."""
     reused: bool = False
+    holds_prompt: bool = False
+    """The server's cache already holds a fastcode conversation (it served runs before, or its saved prompt cache was
+    restored): a warm-up would only cut it back to the system prompt."""
 
 
 def embedded_installed() -> bool:
@@ -167,7 +170,8 @@ def local_endpoint(loaded: Loaded, gguf: str | None = None, *, root: Path | None
             else:
                 announce(_started_line(model, embedded, forced, state.base_url, state.pid, state.keep_alive_s))
             cap = min(EMBEDDED_MAX_TOKENS, local.ctx // 4) if embedded else local.ctx // 4
-            yield LocalEndpoint(state.base_url, state.served_name, state.pid, state.id, model, cap, running.reused)
+            yield LocalEndpoint(state.base_url, state.served_name, state.pid, state.id, model, cap, running.reused,
+                                running.reused or running.restored > 0)  # fmt: skip
         finally:
             release_lease(running.lease)
             if not running.reused and running.state.keep_alive_s <= 0:
@@ -177,12 +181,18 @@ def local_endpoint(loaded: Loaded, gguf: str | None = None, *, root: Path | None
 def with_local(settings: Settings, endpoint: LocalEndpoint) -> Settings:
     """`settings` with the default profile pointed at the local server: kind llamacpp, no hosted API key, and
     completions capped (`endpoint.max_tokens`) unless max_tokens is set: a small model can ramble until the context
-    is full, and the next call would no longer fit."""
+    is full, and the next call would no longer fit. A server whose cache already holds a conversation gets no
+    warm-up (`agent.warmup = "auto"`)."""
     default = settings.models["default"]
     update = {"base_url": endpoint.base_url, "model": endpoint.model, "kind": "llamacpp", "api_key_env": LOCAL_KEY_ENV,
               "max_tokens": default.max_tokens or endpoint.max_tokens}  # fmt: skip
     profile = default.model_copy(update=update)
-    return settings.model_copy(update={"models": {**settings.models, "default": profile}})
+    changed: dict[str, Any] = {"models": {**settings.models, "default": profile}}
+    if endpoint.holds_prompt and settings.agent.warmup == "auto":
+        # llama-server serves a warm-up from the slot whose cache matches best and cuts that cache back to the
+        # system prompt: the last run's task and context (same bytes on a second run) would be prefilled again.
+        changed["agent"] = settings.agent.model_copy(update={"warmup": "never"})
+    return settings.model_copy(update=changed)
 
 
 @contextmanager

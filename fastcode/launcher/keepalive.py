@@ -117,7 +117,7 @@ def _ready(folder: Path, server_id: str, url: str, slots: str) -> int | None:
     restored = slot_cache.restore(url, slots) if slots else 0
     if restored:
         _log(f"restored {restored} tokens of saved prompt cache")
-    (folder / f"{server_id}.ready").touch()
+    (folder / f"{server_id}.ready").write_text(str(restored))  # runs read it: a restored cache needs no warm-up
     return restored
 
 

@@ -55,6 +55,8 @@ class Running:
     ready_ms: float = 0.0
     lease: Path | None = None
     """This process's lease on a keep-alive server: release it (`release_lease`) when done with the server."""
+    restored: int = 0
+    """Prompt tokens the supervisor restored from the saved cache into the new server."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -147,9 +149,11 @@ def _supervised(folder: Path, server_id: str, port: int, keep_alive_s: float, ar
             "--idle", f"{keep_alive_s:g}", "--url", f"http://127.0.0.1:{port}", *extra, "--", *argv]  # fmt: skip
 
 
-def _wait_supervisor(folder: Path, state: ServerState, proc: subprocess.Popen[bytes], deadline: float) -> None:
-    """Wait for the supervisor's `<id>.ready` (written once it has restored the server's saved prompt cache)."""
-    while not (folder / f"{state.id}.ready").exists():
+def _wait_supervisor(folder: Path, state: ServerState, proc: subprocess.Popen[bytes], deadline: float) -> int:
+    """Wait for the supervisor's `<id>.ready` (written once it has restored the server's saved prompt cache); the
+    number of tokens it restored."""
+    ready = folder / f"{state.id}.ready"
+    while not ready.exists():
         if proc.poll() is not None:
             raise ServerError(f"the keep-alive supervisor exited with code {proc.returncode}; last lines of "
                               f"{state.log}:\n{log_tail(state.log)}")  # fmt: skip
@@ -157,6 +161,10 @@ def _wait_supervisor(folder: Path, state: ServerState, proc: subprocess.Popen[by
             raise ServerError(f"the keep-alive supervisor did not report ready; last lines of {state.log}:\n"
                               f"{log_tail(state.log)}")  # fmt: skip
         time.sleep(0.05)
+    try:
+        return int(ready.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 def warm_up(state: ServerState, timeout_s: float = 120.0) -> WarmupResult:
@@ -212,10 +220,9 @@ def launch(
         try:
             started = time.monotonic()
             ready_ms = wait_ready(state, proc, ready_timeout_s)
-            if keep_alive_s > 0:
-                _wait_supervisor(folder, state, proc, started + ready_timeout_s)
+            restored = _wait_supervisor(folder, state, proc, started + ready_timeout_s) if keep_alive_s > 0 else 0
             result = warm_up(state, timeout_s=max(30.0, ready_timeout_s)) if warm else None
-            return Running(state, proc, warmup=result, ready_ms=ready_ms, lease=lease)
+            return Running(state, proc, warmup=result, ready_ms=ready_ms, lease=lease, restored=restored)
         except ServerError:
             stop_server(folder, state, proc)
             if attempt == 0 and port is None and "address already in use" in log_tail(log).lower():
