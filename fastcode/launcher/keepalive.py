@@ -117,7 +117,10 @@ def _ready(folder: Path, server_id: str, url: str, slots: str) -> int | None:
     restored = slot_cache.restore(url, slots) if slots else 0
     if restored:
         _log(f"restored {restored} tokens of saved prompt cache")
-    (folder / f"{server_id}.ready").write_text(str(restored))  # runs read it: a restored cache needs no warm-up
+    # Runs wait for `<id>.ready` and read the count (a server with a restored cache gets no warm-up): written whole.
+    partial = folder / f"{server_id}.ready.tmp"
+    partial.write_text(str(restored))
+    os.replace(partial, folder / f"{server_id}.ready")
     return restored
 
 
