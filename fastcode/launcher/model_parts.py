@@ -26,7 +26,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from fastcode.launcher.binaries import MissingBinary, cache_root
+from fastcode.core.paths import cache_root
+from fastcode.launcher.binaries import MissingBinary
 
 REPAIR = "pip install --force-reinstall 'fastcode[local]'"
 CHUNK = 8 << 20

@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from fastcode.launcher.binaries import cache_root
+from fastcode.core.paths import cache_root
 from fastcode.launcher.llama import PARALLEL_SLOTS
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))

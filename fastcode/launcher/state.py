@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fastcode.launcher.binaries import cache_root
+from fastcode.core.paths import cache_root
 
 
 @dataclass

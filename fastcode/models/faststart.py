@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fastcode import __version__
+from fastcode.core.paths import cache_root
 from fastcode.models.wire import is_loopback
 
 _early: dict[str, tuple[Future[Any], list[dict[str, Any]], list[dict[str, Any]]]] = {}
@@ -30,10 +31,6 @@ def target_key(base_url: str, model: str) -> str:
     return f"{base_url.rstrip('/')}|{model}"
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fastcode"
-
-
 def _prefix_file() -> Path:
     from fastcode.core.resources import data_dir
 
@@ -41,7 +38,7 @@ def _prefix_file() -> Path:
     tools_dir = Path(__file__).parent / "tools"
     stamp = "".join(f"{p.name}{p.stat().st_mtime_ns}" for p in sorted(tools_dir.glob("*.py")))
     digest = hashlib.sha256(system + stamp.encode() + __version__.encode()).hexdigest()[:16]
-    return cache_dir() / f"prefix-{digest}.json"
+    return cache_root() / f"prefix-{digest}.json"
 
 
 def save_prefix(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> None:

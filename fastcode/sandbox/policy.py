@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fastcode.core.config import SandboxSection
-from fastcode.core.paths import STATE_DIR, scratch_root
+from fastcode.core.paths import STATE_DIR, cache_root, scratch_root
 from fastcode.sandbox import confine
 
 CONFINE_SCRIPT = Path(confine.__file__)
@@ -52,7 +52,7 @@ def protected_paths(root: Path) -> list[str]:
 
 def fastcode_cache() -> Path:
     """fastcode's cache folder, which commands may not even read: the kept-alive test runners' tokens are there."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fastcode"
+    return cache_root()
 
 
 @dataclass(frozen=True)

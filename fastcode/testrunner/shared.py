@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fastcode.core.paths import cache_root
 from fastcode.core.secrets import child_environ
 from fastcode.testrunner.common import SERVER, RunnerError
 
@@ -39,7 +40,7 @@ MAX_PATH = 100
 
 def folder() -> Path:
     """Where kept-alive runners keep their sockets, state files and logs (created, private)."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fastcode" / "testrunners"
+    base = cache_root() / "testrunners"
     base.mkdir(parents=True, exist_ok=True, mode=0o700)
     return base
 
