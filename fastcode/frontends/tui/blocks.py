@@ -124,8 +124,6 @@ class ToolBlock(Collapsible):
 
     def retitle(self, ms: float | None = None) -> None:
         self.title = self.heading(ms)
-        for title in self.query("CollapsibleTitle"):  # a longer title needs a wider title widget: lay it out again
-            title.refresh(layout=True)
 
     def awaiting_approval(self) -> None:
         self.status = "approval"
