@@ -1,9 +1,11 @@
-"""What the first call sees and how a candidate may answer: pytest's noise left out, an `assert call(...) == literal`
-spelled out, and a one-edit candidate's `old` chosen from runs of the lines shown."""
+"""What the first call sees and how a candidate may answer: pytest's noise left out, an `assert call(...) ==
+literal` spelled out, each code excerpt shown once, and a one-edit candidate's `old` chosen from runs of the lines
+shown."""
 
 from __future__ import annotations
 
-from fastcode.context.gather import condense_failure
+from fastcode.context.gather import Section, condense_failure, gather_context, unrepeated
+from fastcode.core.config import load_settings
 
 OUTPUT = """F
 =================================== FAILURES ===================================
@@ -57,3 +59,25 @@ def test_a_candidates_old_is_chosen_from_runs_of_the_lines_shown(tmp_path) -> No
     assert choices["m.py"] == ["def f(x):", "def f(x):\n\n    return x"]
     assert choices["gone.py"] == []  # cannot be read: any `old`
     assert "tests/test_m.py" not in choices  # only the files a candidate may edit
+
+
+async def test_code_the_failure_and_the_task_both_name_is_shown_once(sample_repo, isolated_env) -> None:
+    settings = load_settings(sample_repo).settings.context
+    task = "fix moving_sum: the last window is missing"
+    found = await gather_context(sample_repo, task, settings, "python -m pytest -x -q", lambda *_, **__: None)
+    titles = [s.title for s in found.sections]
+    assert "code named by the failure" in titles and "code the task names" not in titles  # its only excerpt: a repeat
+    assert sum(s.body.count("| def moving_sum(") for s in found.sections) == 1
+
+
+def test_an_excerpt_within_lines_shown_before_is_left_out() -> None:
+    whole = Section("files", "### f.py (lines 1-44)\n```\n   1| a\n```", 1)
+    named = Section("named", "### f.py (lines 10-12)\n```\n  10| b\n```\n\n### g.py (lines 3-5)\n```\n   3| c\n```", 1)
+    again = Section("again", "### g.py (lines 3-5)\n```\n   3| c\n```", 2)
+    other = Section("git status", "## main", 2)
+    kept = unrepeated([whole, named, again, other])
+    assert [s.title for s in kept] == ["files", "named", "git status"]
+    assert kept[1].body == "### g.py (lines 3-5)\n```\n   3| c\n```"
+    # a range that only overlaps what was shown is new code: kept
+    wider = Section("wider", "### f.py (lines 40-50)\n```\n  40| d\n```", 2)
+    assert [s.title for s in unrepeated([whole, wider])] == ["files", "wider"]

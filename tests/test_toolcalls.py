@@ -8,7 +8,7 @@ import pytest
 
 from fastcode.toolcalls import recover_calls, resolve_mode
 from fastcode.toolcalls.describe import describe_tools
-from fastcode.toolcalls.schema import reply_schema, response_format
+from fastcode.toolcalls.schema import NEW_CHARS, reply_schema, response_format
 from fastcode.toolcalls.thought import ThoughtStream
 from fastcode.tools import tool_schemas
 
@@ -178,7 +178,8 @@ def test_a_one_edit_request_picks_old_from_the_excerpts_shown() -> None:
     call = schema["properties"]["tool_calls"]["items"]
     assert call["properties"]["name"] == {"const": "edit_file"}
     a, b = call["properties"]["arguments"]["anyOf"]
-    assert a["properties"] == {"path": {"const": "a.py"}, "old": {"enum": olds["a.py"]}, "new": {"type": "string"}}
+    new = {"type": "string", "maxLength": NEW_CHARS}  # a model looping inside `new` stops there
+    assert a["properties"] == {"path": {"const": "a.py"}, "old": {"enum": olds["a.py"]}, "new": new}
     assert b["properties"]["old"] == {"type": "string"}  # nothing listed for b.py: any text
     # without the excerpts, or when the reply may call more than edit_file, the usual shape
     for only, given in ((frozenset({"edit_file"}), None), (frozenset({"edit_file", "finish"}), olds)):

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from fastcode.agent.router import call_signature
+from fastcode.context.gather import EXCERPT_HEADER
 from fastcode.core.events import ToolCallSpec
 from fastcode.tools.base import ToolError, inside_repo, parse_arguments
 from fastcode.tools.files import atomic_write, split_lines
@@ -52,8 +53,6 @@ _QUESTION = re.compile(
     r"find)\b|\?\s*$",
     re.IGNORECASE,
 )
-_EXCERPT = re.compile(r"^### (\S+) \(lines \d+-\d+\)$", re.MULTILINE)
-_EXCERPT_RANGE = re.compile(r"^### (\S+) \(lines (\d+)-(\d+)\)$", re.MULTILINE)
 WINDOW_LINES = 3
 """A one-edit candidate's `old` is a run of at most this many lines shown in the prompt."""
 MAX_CHOICES = 300
@@ -65,7 +64,11 @@ _TEST_FILE = re.compile(
 
 def source_paths(context: str) -> list[str]:
     """The non-test files whose code the context shows: what an edit-first reply may edit."""
-    return [path for path in dict.fromkeys(_EXCERPT.findall(context)) if not _TEST_FILE.search(path)]
+    return [
+        path
+        for path in dict.fromkeys(path for path, _, _ in EXCERPT_HEADER.findall(context))
+        if not _TEST_FILE.search(path)
+    ]
 
 
 def old_choices(root: Path, context: str, paths: list[str]) -> dict[str, list[str]]:
@@ -73,7 +76,7 @@ def old_choices(root: Path, context: str, paths: list[str]) -> dict[str, list[st
     each found exactly once in the file) a one-edit candidate's `old` may be; a file that cannot be read as the
     context showed it gets an empty list (any `old`)."""
     shown: dict[str, set[int]] = {path: set() for path in paths}
-    for path, first, last in _EXCERPT_RANGE.findall(context):
+    for path, first, last in EXCERPT_HEADER.findall(context):
         if path in shown:
             shown[path].update(range(int(first), int(last) + 1))
     choices: dict[str, list[str]] = {}

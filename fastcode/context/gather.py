@@ -120,6 +120,10 @@ async def _search(root: Path, task: str) -> list[Section]:
     return [Section("search hits for the task's identifiers", "\n".join(hits))] if hits else []
 
 
+EXCERPT_HEADER = re.compile(r"^### (\S+) \(lines (\d+)-(\d+)\)$", re.MULTILINE)
+"""The header `_file_excerpt` gives an excerpt: path, first and last line."""
+
+
 def _file_excerpt(root: Path, rel: str, around: tuple[int, int] | None = None) -> str:
     lines = split_lines((root / rel).read_text(encoding="utf-8", errors="replace"))
     first, last = (1, len(lines)) if around is None else around
@@ -326,5 +330,28 @@ async def gather_context(root: Path, task: str, settings: ContextSection, test_c
         detail=f"{chars} chars, {len(sections)} sections, {len(sources)} sources, {len(task_terms(task))} task terms",
     )
     # a key in an un-ignored .env, shown by a search hit or an excerpt, must not reach the prompt or the trace
-    found.sections = [Section(s.title, mask(s.body), s.priority, keep_tail=s.keep_tail) for s in sections]
+    found.sections = [Section(s.title, mask(s.body), s.priority, keep_tail=s.keep_tail) for s in unrepeated(sections)]
     return found
+
+
+def unrepeated(sections: list[Section]) -> list[Section]:
+    """`sections` (most valuable first) without the code excerpts an earlier section already shows (same file, lines
+    within a range shown before); a section left with none is dropped. The function a failure names is often the
+    one the task names too: shown twice, it cost the first call ~100 tokens (~1.5 s of prefill on a CPU)."""
+    shown: dict[str, list[tuple[int, int]]] = {}
+    kept: list[Section] = []
+    for section in sections:
+        if not EXCERPT_HEADER.match(section.body):
+            kept.append(section)
+            continue
+        fresh = []
+        for excerpt in re.split(r"\n\n(?=### )", section.body):
+            if (header := EXCERPT_HEADER.match(excerpt)) is not None:
+                path, first, last = header.group(1), int(header.group(2)), int(header.group(3))
+                if any(a <= first and last <= b for a, b in shown.get(path, [])):
+                    continue
+                shown.setdefault(path, []).append((first, last))
+            fresh.append(excerpt)
+        if fresh:
+            kept.append(Section(section.title, "\n\n".join(fresh), section.priority, keep_tail=section.keep_tail))
+    return kept

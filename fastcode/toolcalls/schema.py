@@ -15,6 +15,9 @@ THOUGHT_CHARS = 400
 BRIEF_THOUGHT_CHARS = 100
 """The thought of a search candidate after the first: its edit is the answer the tests judge, and on a CPU every
 character of thought is decode time (a 1.5B model's 300-character thought is ≈ 4 s at 18 tokens/s)."""
+NEW_CHARS = 800
+"""A one-edit candidate's `new` (it replaces at most three lines): a 1.5B model sometimes loops inside it, writing
+numbered lines until max_tokens (seen on the bundled suite: 512 tokens, 30 s of decode, and no edit at all)."""
 MAX_CALLS = 6
 WRITES = ("edit_file", "write_file")
 
@@ -92,7 +95,7 @@ def one_edit_format(olds: dict[str, list[str]], thought_chars: int = THOUGHT_CHA
             "properties": {
                 "path": {"const": path},
                 "old": {"enum": choices} if choices else {"type": "string"},
-                "new": {"type": "string"},
+                "new": {"type": "string", "maxLength": NEW_CHARS},
             },
             "required": ["path", "old", "new"],
             "additionalProperties": False,
