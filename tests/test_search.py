@@ -105,7 +105,8 @@ async def test_losing_candidates_never_touch_the_tree(sample_repo, isolated_env,
     read = {"content": "Let me look.", "tool_calls": [{"name": "read_file", "arguments": {"path": STATS}}]}
     server = scripted({"turns": [_edit(WRONG), _edit(WRONG2), read, {"content": "Done."}] + [{"content": "?"}] * 4})
     before = (sample_repo / STATS).read_text()
-    events = await _run(_session(sample_repo, server.base_url, "agent.search.samples=2"))
+    session = _session(sample_repo, server.base_url, "agent.search.samples=2", "agent.search.if_none_pass='continue'")
+    events = await _run(session)
     assert [c.result for c in _of(events, "candidate_tested")] == ["failed", "failed"]
     assert (sample_repo / STATS).read_text() == before and events[-1].diff == ""
     assert (events[-1].candidates, events[-1].winner) == (2, None)
@@ -115,6 +116,23 @@ async def test_losing_candidates_never_touch_the_tree(sample_repo, isolated_env,
     assert "not applied" in third["messages"][-1]["content"] and "failed" in third["messages"][-1]["content"]
     assert "read_file" in json.dumps(third["response_format"])  # back to every tool
     assert _left_behind(private_tmp) == []
+
+
+async def test_a_small_model_stops_when_no_candidate_passes(sample_repo, isolated_env, scripted) -> None:
+    """One-edit candidates (a constrained model): once none passes, the run stops with the tree as it was; the
+    conversation that used to follow fixed nothing and edited tests."""
+    server = scripted({"turns": [_edit(WRONG), _edit(WRONG2)] + [{"content": "Done."}] * 4})
+    before = (sample_repo / STATS).read_text()
+    session = _session(sample_repo, server.base_url, "agent.search.samples=2")
+    events = await _run(session)
+    done = events[-1]
+    assert (done.status, done.exit_code, done.model_calls, done.candidates) == ("stuck", 1, 2, 2)
+    assert done.summary.startswith("stuck: none of the 2 candidate fixes made the failing tests pass")
+    assert [e.kind for e in events if e.type == "error"] == ["stuck"]
+    assert (sample_repo / STATS).read_text() == before and done.diff == ""
+    assert len(_requests(server)) == 2
+    # the first answer and what the tests said of it stay in the conversation a follow-up turn goes on from
+    assert WRONG["new"] in str(session.messages[-2]["content"]) and "not applied" in session.messages[-1]["content"]
 
 
 async def test_the_budget_caps_the_candidates(sample_repo, isolated_env, scripted) -> None:

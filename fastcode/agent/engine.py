@@ -392,7 +392,8 @@ class Session:
         self, tools: ToolExecutor, router: Router, state: TurnState, emit: Emitter
     ) -> tuple[str, str, int] | None:
         """Step 1 as a test-time search (`search.py`): the winner is applied to the tree and the run finishes once
-        the tests pass there too; with no winner, the first answer stays in the conversation, not applied."""
+        the tests pass there too; with no winner, the first answer stays in the conversation, not applied, and the run
+        goes on from it or stops (`agent.search.if_none_pass`)."""
         started, config = time.perf_counter(), self.settings.agent.search
         profile = self.settings.profile("plan")[1]
         samples = config.count(server_kind(profile) in ("llamacpp", "vllm") or is_loopback(profile.base_url))
@@ -446,6 +447,14 @@ class Session:
                 focused=[], output=tried.tests.output[-4000:])  # fmt: skip
             self.messages.extend(mode.results(said, after))
             state.tests_failing = True
+            if config.if_none_pass == "stop" or (config.if_none_pass == "auto" and one and samples > 1):
+                why = f"none of the {outcome.drawn} candidate fixes made the failing tests pass"
+                if router.can_escalate("plan"):  # another model takes it from here
+                    state.escalate_reason = why
+                else:
+                    why = f"stuck: {why} (each tried in a scratch copy: the repository is unchanged)"
+                    emit(ErrorEvent, kind="stuck", message=why)
+                    result = ("stuck", why, 1)
         emit(StepFinished, step=1, ms=round((time.perf_counter() - started) * 1000, 2))
         return result
 

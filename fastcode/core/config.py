@@ -108,6 +108,10 @@ class SearchSection(_Section):
     one_edit: Literal["auto", "always", "never"] = "auto"
     """A candidate is exactly one edit: auto — for constrained (local, small) models; always; never (up to
     several edits per answer)."""
+    if_none_pass: Literal["auto", "continue", "stop"] = "auto"
+    """When no candidate passes: continue the conversation from the first answer, or stop (status `stuck`, the tree
+    unchanged); auto — stop where candidates are one edit (small constrained models: there the conversation after a
+    failed search fixed nothing on the bundled suite, spent minutes, and edited tests), continue elsewhere."""
 
     def count(self, local: bool) -> int:
         """How many candidates a search may draw."""
