@@ -447,7 +447,7 @@ class Session:
                 focused=[], output=tried.tests.output[-4000:])  # fmt: skip
             self.messages.extend(mode.results(said, after))
             state.tests_failing = True
-            if config.if_none_pass == "stop" or (config.if_none_pass == "auto" and one and samples > 1):
+            if config.stops(one, samples):
                 why = f"none of the {outcome.drawn} candidate fixes made the failing tests pass"
                 if router.can_escalate("plan"):  # another model takes it from here
                     state.escalate_reason = why

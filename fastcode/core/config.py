@@ -117,6 +117,10 @@ class SearchSection(_Section):
         """How many candidates a search may draw."""
         return self.samples if isinstance(self.samples, int) else (8 if local else 3)
 
+    def stops(self, one_edit: bool, samples: int) -> bool:
+        """Whether a run stops once no candidate passed (`if_none_pass`, its auto rule above)."""
+        return self.if_none_pass == "stop" or (self.if_none_pass == "auto" and one_edit and samples > 1)
+
 
 class AgentSection(_Section):
     max_steps: int = Field(default=30, ge=1)

@@ -50,11 +50,6 @@ def protected_paths(root: Path) -> list[str]:
     return [str(p) for p in paths if p.exists() and not p.is_symlink()]
 
 
-def fastcode_cache() -> Path:
-    """fastcode's cache folder, which commands may not even read: the kept-alive test runners' tokens are there."""
-    return cache_root()
-
-
 @dataclass(frozen=True)
 class Support:
     """What this machine can enforce."""
@@ -156,7 +151,7 @@ class Sandbox:
         return self._spec(str(root.resolve()), writable, {})  # its runs bring their own $TMPDIR
 
     def _spec(self, root: str, writable: list[str], env: dict[str, str]) -> dict[str, Any]:
-        cache = fastcode_cache()
+        cache = cache_root()  # commands may not even read it: the kept-alive test runners' tokens are there
         cache.mkdir(parents=True, exist_ok=True, mode=0o700)  # hidden only if it exists when the child confines
         return {
             "mode": self.mode,
