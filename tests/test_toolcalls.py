@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from fastcode.toolcalls import recover_calls, resolve_mode
+from fastcode.toolcalls import ReplyShape, recover_calls, resolve_mode
 from fastcode.toolcalls.describe import describe_tools
 from fastcode.toolcalls.schema import NEW_CHARS, reply_schema, response_format
 from fastcode.toolcalls.thought import ThoughtStream
@@ -123,13 +123,13 @@ def test_a_brief_constrained_request_caps_the_thought_shorter() -> None:
     mode = resolve_mode("constrained", "llamacpp")
 
     def thought(**options: bool) -> dict:
-        return mode.request(tool_schemas(), **options)[1]["response_format"]["json_schema"]["schema"]["properties"][
-            "thought"
-        ]
+        return mode.request(tool_schemas(), ReplyShape(**options))[1]["response_format"]["json_schema"]["schema"][
+            "properties"
+        ]["thought"]
 
     assert thought() == {"type": "string", "maxLength": 400}
     assert thought(brief=True) == {"type": "string", "maxLength": 100}
-    assert resolve_mode("native", "openai").request(tool_schemas(), brief=True)[1] == {}
+    assert resolve_mode("native", "openai").request(tool_schemas(), ReplyShape(brief=True))[1] == {}
 
 
 def test_text_mode_history_keeps_the_reply_verbatim_and_results_in_one_message() -> None:
@@ -171,7 +171,8 @@ def test_thought_stream_passes_prose_through_and_hides_json_without_a_thought() 
 def test_a_one_edit_request_picks_old_from_the_excerpts_shown() -> None:
     mode = resolve_mode("constrained", "llamacpp")
     olds = {"a.py": ["x = 1", "x = 1\ny = 2"], "b.py": []}
-    _, extra = mode.request(tool_schemas(), frozenset({"edit_file"}), ["a.py", "b.py"], True, True, olds)
+    shape = ReplyShape(only=frozenset({"edit_file"}), paths=("a.py", "b.py"), one_call=True, brief=True, olds=olds)
+    _, extra = mode.request(tool_schemas(), shape)
     schema = extra["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["thought"]["maxLength"] == 100
     assert schema["properties"]["tool_calls"]["maxItems"] == 1
@@ -183,6 +184,6 @@ def test_a_one_edit_request_picks_old_from_the_excerpts_shown() -> None:
     assert b["properties"]["old"] == {"type": "string"}  # nothing listed for b.py: any text
     # without the excerpts, or when the reply may call more than edit_file, the usual shape
     for only, given in ((frozenset({"edit_file"}), None), (frozenset({"edit_file", "finish"}), olds)):
-        _, extra = mode.request(tool_schemas(), only, ["a.py"], True, False, given)
+        _, extra = mode.request(tool_schemas(), ReplyShape(only=only, paths=("a.py",), one_call=True, olds=given))
         text = json.dumps(extra["response_format"])
         assert '"enum": ["a.py"]' in text and '"x = 1"' not in text

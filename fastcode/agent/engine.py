@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,7 @@ from fastcode.models.client import (
 from fastcode.models.warmup_request import PROBE_TIMEOUT_S, WarmupResult
 from fastcode.models.wire import is_loopback
 from fastcode.sandbox.policy import Sandbox
-from fastcode.toolcalls import ToolMode, resolve_mode
+from fastcode.toolcalls import ANY_REPLY, ReplyShape, ToolMode, resolve_mode
 from fastcode.toolcalls.modes import Parsed
 from fastcode.toolcalls.prompt import system_prompt
 from fastcode.toolcalls.thought import ThoughtStream
@@ -338,9 +338,9 @@ class Session:
             self.steps_taken = step
             step_start = time.perf_counter()
             tools.early = EarlyStarts(tools, step)
-            focus = {"only": EDIT_ONLY, "paths": self.edit_paths, "seed": step} if trying else {}
+            focus = ReplyShape(only=EDIT_ONLY, paths=tuple(self.edit_paths)) if trying else ANY_REPLY
             try:
-                reply = await self._call(kind, step, emit, tools.early, **focus)
+                reply = await self._call(kind, step, emit, tools.early, focus, **({"seed": step} if trying else {}))
             except BaseException:
                 tools.early.cancel()
                 raise
@@ -398,13 +398,17 @@ class Session:
         profile = self.settings.profile("plan")[1]
         samples = config.count(server_kind(profile) in ("llamacpp", "vllm") or is_loopback(profile.base_url))
         one = config.one_edit == "always" or (config.one_edit == "auto" and self._mode_of("plan").name == "constrained")
-        focus = {"only": frozenset({"edit_file"}) if one else EDIT_ONLY, "paths": self.edit_paths, "one_call": one,
-                 "olds": old_choices(self.root, self.edit_context, self.edit_paths) if one else None}  # fmt: skip
+        focus = ReplyShape(
+            only=frozenset({"edit_file"}) if one else EDIT_ONLY,
+            paths=tuple(self.edit_paths),
+            one_call=one,
+            olds=old_choices(self.root, self.edit_context, self.edit_paths) if one else None,
+        )
 
         async def draw(seed: int, temperature: float | None, n: int) -> list[Drawn]:
             sample = {"seed": seed} | ({"temperature": temperature} if temperature is not None else {})
-            brief = seed > 1  # after the first answer: a short thought, the edit is what the tests judge
-            reply = await self._call("plan", 1, emit, **focus, brief=brief, **sample, **({"n": n} if n > 1 else {}))
+            shape = replace(focus, brief=seed > 1)  # after the first answer: a short thought, the edit is judged
+            reply = await self._call("plan", 1, emit, None, shape, **sample, **({"n": n} if n > 1 else {}))
             answers = [
                 (reply.parsed, reply.result.content),
                 *((p, m.content) for p, m in zip(reply.others, reply.result.more, strict=False)),
@@ -485,11 +489,7 @@ class Session:
         step: int,
         emit: Emitter,
         early: EarlyStarts | None = None,
-        only: frozenset[str] | None = None,
-        paths: list[str] | None = None,
-        one_call: bool = False,
-        brief: bool = False,
-        olds: dict[str, list[str]] | None = None,
+        shape: ReplyShape = ANY_REPLY,
         **sample: Any,
     ) -> Reply:
         name, profile = self.settings.profile(kind)
@@ -498,7 +498,7 @@ class Session:
             ChatClient(profile, max_retries=self.settings.agent.max_retries, cache_key=self.cache_key, name=name),
         )
         mode = self._mode(profile)
-        tools, extra = mode.request(self.tools, only, paths, one_call, brief, olds)
+        tools, extra = mode.request(self.tools, shape)
         if kind == "summarize":  # text only: no schema forcing tool calls
             extra = {}
         extra.update(sample)

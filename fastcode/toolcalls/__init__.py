@@ -4,7 +4,7 @@ schema a constrained server enforces, and the recovery of tool calls a model wro
 May import: `fastcode.models`, `fastcode.tools`, `fastcode.core`. Never the agent loop.
 """
 
-from fastcode.toolcalls.modes import MODES, ToolMode, resolve_mode
+from fastcode.toolcalls.modes import ANY_REPLY, MODES, ReplyShape, ToolMode, resolve_mode
 from fastcode.toolcalls.recover import recover_calls
 
-__all__ = ["MODES", "ToolMode", "recover_calls", "resolve_mode"]
+__all__ = ["ANY_REPLY", "MODES", "ReplyShape", "ToolMode", "recover_calls", "resolve_mode"]

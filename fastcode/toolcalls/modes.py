@@ -13,6 +13,7 @@ answer stays valid, and hand all of a turn's results back in one user message.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -37,25 +38,36 @@ class Parsed:
     """How calls written as text were found ("fenced json", "tool_call tag", …); "" when none were."""
 
 
+@dataclass(frozen=True)
+class ReplyShape:
+    """What one reply may hold, where a mode can enforce it (constrained; the others ignore it)."""
+
+    only: frozenset[str] | None = None
+    """The tools it may call (None: all)."""
+    paths: tuple[str, ...] | None = None
+    """The files it may write (None: any)."""
+    one_call: bool = False
+    """Exactly one call."""
+    brief: bool = False
+    """A shorter thought before the calls (a search candidate after the first)."""
+    olds: Mapping[str, Sequence[str]] | None = None
+    """With `one_call` and only `edit_file`: the call is one edit whose `old` is one of the excerpts listed for its
+    file (none listed: any text)."""
+
+
+ANY_REPLY = ReplyShape()
+
+
 class ToolMode(Protocol):
     name: ClassVar[str]
     tools_in_prompt: ClassVar[bool]
     """True when the system prompt must describe the tools (the request carries no `tools`)."""
 
     def request(
-        self,
-        tools: list[dict[str, Any]],
-        only: frozenset[str] | None = None,
-        paths: list[str] | None = None,
-        one_call: bool = False,
-        brief: bool = False,
-        olds: dict[str, list[str]] | None = None,
+        self, tools: list[dict[str, Any]], shape: ReplyShape = ANY_REPLY
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """The `tools` to send and extra request fields. `only` narrows the tools a reply may call and `paths` the
-        files it may write, where the mode can enforce it without changing the prompt (constrained); `one_call`
-        allows exactly one call; `brief` caps the thought before the calls shorter (a search candidate after the
-        first); `olds` (with `one_call`) makes the call one `edit_file` whose `old` is one of the excerpts listed for
-        its file."""
+        """The `tools` to send and extra request fields, enforcing `shape` where the mode can without changing the
+        prompt (constrained)."""
         ...
 
     def parse(self, content: str, calls: list[ToolCallSpec], known: set[str], call_id: str) -> Parsed: ...
@@ -76,13 +88,7 @@ class Native:
     tools_in_prompt: ClassVar[bool] = False
 
     def request(
-        self,
-        tools: list[dict[str, Any]],
-        only: frozenset[str] | None = None,
-        paths: list[str] | None = None,
-        one_call: bool = False,
-        brief: bool = False,
-        olds: dict[str, list[str]] | None = None,
+        self, tools: list[dict[str, Any]], shape: ReplyShape = ANY_REPLY
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         return tools, {}
 
@@ -104,13 +110,7 @@ class Text:
     tools_in_prompt: ClassVar[bool] = True
 
     def request(
-        self,
-        tools: list[dict[str, Any]],
-        only: frozenset[str] | None = None,
-        paths: list[str] | None = None,
-        one_call: bool = False,
-        brief: bool = False,
-        olds: dict[str, list[str]] | None = None,
+        self, tools: list[dict[str, Any]], shape: ReplyShape = ANY_REPLY
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         return [], {}
 
@@ -135,20 +135,15 @@ class Constrained(Text):
     name: ClassVar[str] = "constrained"
 
     def request(
-        self,
-        tools: list[dict[str, Any]],
-        only: frozenset[str] | None = None,
-        paths: list[str] | None = None,
-        one_call: bool = False,
-        brief: bool = False,
-        olds: dict[str, list[str]] | None = None,
+        self, tools: list[dict[str, Any]], shape: ReplyShape = ANY_REPLY
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        allowed = [t for t in tools if only is None or t["function"]["name"] in only] or tools
-        thought = BRIEF_THOUGHT_CHARS if brief else THOUGHT_CHARS
-        if one_call and olds and only == frozenset({"edit_file"}):
-            return [], {"response_format": one_edit_format(olds, thought)}
-        shape = response_format(allowed, paths, max_calls=1 if one_call else MAX_CALLS, thought_chars=thought)
-        return [], {"response_format": shape}
+        allowed = [t for t in tools if shape.only is None or t["function"]["name"] in shape.only] or tools
+        thought = BRIEF_THOUGHT_CHARS if shape.brief else THOUGHT_CHARS
+        if shape.one_call and shape.olds and shape.only == frozenset({"edit_file"}):
+            return [], {"response_format": one_edit_format(shape.olds, thought)}
+        paths = list(shape.paths) if shape.paths is not None else None
+        calls = 1 if shape.one_call else MAX_CALLS
+        return [], {"response_format": response_format(allowed, paths, max_calls=calls, thought_chars=thought)}
 
 
 MODES: dict[str, type[ToolMode]] = {"native": Native, "constrained": Constrained, "text": Text}

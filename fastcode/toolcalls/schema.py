@@ -8,6 +8,7 @@ from the tool list, so the request (and the server's grammar cache) is byte-stab
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 THOUGHT_CHARS = 400
@@ -85,7 +86,7 @@ def response_format(
     return {"type": "json_schema", "json_schema": {"name": "tool_calls", "strict": True, "schema": schema}}
 
 
-def one_edit_format(olds: dict[str, list[str]], thought_chars: int = THOUGHT_CHARS) -> dict[str, Any]:
+def one_edit_format(olds: Mapping[str, Sequence[str]], thought_chars: int = THOUGHT_CHARS) -> dict[str, Any]:
     """The `response_format` of exactly one `edit_file` call on one of `olds`' files, whose `old` is one of the
     listed excerpts of that file (an empty list: any text). A small model often miscopies `old` (a third of its
     search candidates did not apply, measured on the bundled suite); picking it from what the prompt shows cannot."""
@@ -94,7 +95,7 @@ def one_edit_format(olds: dict[str, list[str]], thought_chars: int = THOUGHT_CHA
             "type": "object",
             "properties": {
                 "path": {"const": path},
-                "old": {"enum": choices} if choices else {"type": "string"},
+                "old": {"enum": list(choices)} if choices else {"type": "string"},
                 "new": {"type": "string", "maxLength": NEW_CHARS},
             },
             "required": ["path", "old", "new"],
