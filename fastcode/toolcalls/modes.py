@@ -141,9 +141,8 @@ class Constrained(Text):
         thought = BRIEF_THOUGHT_CHARS if shape.brief else THOUGHT_CHARS
         if shape.one_call and shape.olds and shape.only == frozenset({"edit_file"}):
             return [], {"response_format": one_edit_format(shape.olds, thought)}
-        paths = list(shape.paths) if shape.paths is not None else None
         calls = 1 if shape.one_call else MAX_CALLS
-        return [], {"response_format": response_format(allowed, paths, max_calls=calls, thought_chars=thought)}
+        return [], {"response_format": response_format(allowed, shape.paths, max_calls=calls, thought_chars=thought)}
 
 
 MODES: dict[str, type[ToolMode]] = {"native": Native, "constrained": Constrained, "text": Text}

@@ -38,12 +38,12 @@ def _clean(schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def call_schema(tool: dict[str, Any], paths: list[str] | None = None) -> dict[str, Any]:
+def call_schema(tool: dict[str, Any], paths: Sequence[str] | None = None) -> dict[str, Any]:
     """One tool's call: `{"name": <const>, "arguments": <its parameters>}`; `paths` limits the files it writes."""
     function = tool["function"]
     parameters = _clean(copy.deepcopy(function.get("parameters") or {"type": "object"}))
     if paths and function["name"] in WRITES and "path" in parameters.get("properties", {}):
-        parameters["properties"]["path"] = {"enum": paths}
+        parameters["properties"]["path"] = {"enum": list(paths)}
     return {
         "type": "object",
         "properties": {"name": {"const": function["name"]}, "arguments": parameters},
@@ -54,7 +54,7 @@ def call_schema(tool: dict[str, Any], paths: list[str] | None = None) -> dict[st
 
 def reply_schema(
     tools: list[dict[str, Any]],
-    paths: list[str] | None = None,
+    paths: Sequence[str] | None = None,
     max_calls: int = MAX_CALLS,
     thought_chars: int = THOUGHT_CHARS,
 ) -> dict[str, Any]:
@@ -77,7 +77,7 @@ def reply_schema(
 
 def response_format(
     tools: list[dict[str, Any]],
-    paths: list[str] | None = None,
+    paths: Sequence[str] | None = None,
     max_calls: int = MAX_CALLS,
     thought_chars: int = THOUGHT_CHARS,
 ) -> dict[str, Any]:
