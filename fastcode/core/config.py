@@ -110,15 +110,16 @@ class SearchSection(_Section):
     several edits per answer)."""
     if_none_pass: Literal["auto", "continue", "stop"] = "auto"
     """When no candidate passes: continue the conversation from the first answer, or stop (status `stuck`, the tree
-    unchanged); auto — stop where candidates are one edit (small constrained models: there the conversation after a
-    failed search fixed nothing on the bundled suite, spent minutes, and edited tests), continue elsewhere."""
+    unchanged); auto — stop where candidates are one edit and `samples` is more than 1 (small constrained models:
+    there the conversation after a failed search fixed nothing on the bundled suite, spent minutes, and edited
+    tests), continue elsewhere."""
 
     def count(self, local: bool) -> int:
         """How many candidates a search may draw."""
         return self.samples if isinstance(self.samples, int) else (8 if local else 3)
 
     def stops(self, one_edit: bool, samples: int) -> bool:
-        """Whether a run stops once no candidate passed (`if_none_pass`, its auto rule above)."""
+        """Whether a run stops once no candidate passed (`if_none_pass`; auto: one-edit candidates, `samples` > 1)."""
         return self.if_none_pass == "stop" or (self.if_none_pass == "auto" and one_edit and samples > 1)
 
 
